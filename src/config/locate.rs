@@ -1,0 +1,1 @@
+//! Finding where a key sits in the YAML text (placeholder).

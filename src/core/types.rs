@@ -1,0 +1,164 @@
+//! Plain data shared by the decision core and its callers: what a service is
+//! allowed to do (its policy), how a process ended, and the events and
+//! actions that cross the boundary between the core and the OS shell.
+
+use std::time::{Duration, Instant};
+
+/// How a process ended, as the reaper saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitStatus {
+    Code(i32),
+    Signal(i32),
+}
+
+impl ExitStatus {
+    /// The shell convention: the exit code, or 128+N when killed by signal N.
+    pub fn as_code(self) -> i32 {
+        match self {
+            ExitStatus::Code(c) => c,
+            ExitStatus::Signal(s) => 128 + s,
+        }
+    }
+}
+
+impl std::fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExitStatus::Code(c) => write!(f, "exit code {c}"),
+            ExitStatus::Signal(s) => write!(f, "signal {}", crate::core::signal::name(*s)),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RestartPolicy {
+    Always,
+    OnFailure,
+    Never,
+}
+
+/// Which readiness check a service has, as far as the core cares: exec
+/// probes are processes the core tracks, the others run off-thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProbeKind {
+    Exec,
+    Network,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProbePolicy {
+    pub kind: ProbeKind,
+    pub interval: Duration,
+    pub timeout: Duration,
+}
+
+/// Everything the core needs to decide about one service.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServicePolicy {
+    pub name: String,
+    pub depends_on: Vec<usize>,
+    pub oneshot: bool,
+    pub restart: RestartPolicy,
+    pub backoff_initial: Duration,
+    pub backoff_max: Duration,
+    pub max_restarts: u32,
+    pub restart_window: Duration,
+    pub critical: bool,
+    pub success_codes: Vec<i32>,
+    pub stop_signal: i32,
+    pub stop_timeout: Duration,
+    pub probe: Option<ProbePolicy>,
+}
+
+impl ServicePolicy {
+    /// The defaults of the contract (SPEC section 4), for a long-running service.
+    pub fn new(name: &str) -> Self {
+        ServicePolicy {
+            name: name.to_string(),
+            depends_on: Vec::new(),
+            oneshot: false,
+            restart: RestartPolicy::Always,
+            backoff_initial: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(30),
+            max_restarts: 10,
+            restart_window: Duration::from_secs(60),
+            critical: true,
+            success_codes: vec![0],
+            stop_signal: crate::core::signal::SIGTERM,
+            stop_timeout: Duration::from_secs(5),
+            probe: None,
+        }
+    }
+
+    pub fn is_success(&self, status: ExitStatus) -> bool {
+        matches!(status, ExitStatus::Code(c) if self.success_codes.contains(&c))
+    }
+}
+
+/// Options of the whole run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunPolicy {
+    /// Time between the shutdown signal and the first stop signal.
+    pub drain: Duration,
+    /// Cap on the whole shutdown, drain included.
+    pub timeout: Duration,
+    /// Whether a main command (CMD) runs after the services are ready.
+    pub has_main: bool,
+    /// How long the main command gets between its signal and SIGKILL.
+    pub main_stop_timeout: Duration,
+    /// Start waves, in start order; shutdown walks them backwards.
+    pub waves: Vec<Vec<usize>>,
+}
+
+/// Who a spawned process is, from the core's point of view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Who {
+    Main,
+    Service(usize),
+    /// The exec readiness probe of a service.
+    Probe(usize),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// The process was forked and its exec succeeded.
+    Spawned { who: Who, pid: i32 },
+    /// No process runs: fork failed, or exec failed (then `pid` is the
+    /// forked child that already exited with `code`, and the reaper will
+    /// report it like any other).
+    SpawnFailed {
+        who: Who,
+        pid: Option<i32>,
+        code: i32,
+    },
+    Exited { pid: i32, status: ExitStatus },
+    /// The reaper found no child left at all.
+    NoChildren,
+    Signal(i32),
+    /// A network readiness probe finished.
+    ProbeResult { service: usize, generation: u64, ok: bool },
+    /// A deadline from `next_deadline` passed.
+    Tick,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    Spawn(Who),
+    /// Start a network probe; its result comes back as `ProbeResult`.
+    Probe { service: usize, generation: u64 },
+    /// Send a signal to a process group (ESRCH is fine).
+    SignalGroup { pgid: i32, signal: i32 },
+    /// Send a signal to every process left: all of the namespace as PID 1,
+    /// else every descendant.
+    SignalAll(i32),
+    Exit(i32),
+}
+
+/// A point in time, with the arithmetic the core needs.
+pub fn deadline_min(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}
