@@ -1,9 +1,254 @@
-//! rinit: a PID 1 for containers.
+//! rinit: a PID 1 for containers. It reaps every orphan, runs one command
+//! or a set of services, forwards signals to process groups, answers
+//! health probes from the kernel's truth, and shuts down in order.
+//!
+//! This file only wires things up: it dies loudly (exit 2) on bad input
+//! before anything starts; once the runtime runs, errors are logged and
+//! rinit carries on.
 
+mod cli;
 mod config;
 mod core;
 mod health;
+mod os;
+mod output;
+mod probes;
+mod runtime;
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use cli::Cli;
+
+const DEFAULT_CONFIG: &str = "/etc/rinit.yaml";
 
 fn main() {
-    let _ = config::load(std::path::Path::new("/etc/rinit.yaml"));
+    // First, before anything opens a file: what fds did we inherit?
+    let inherited_fds = os::procs::inherited_fds();
+    install_panic_hook();
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let cli = match cli::parse(args, &|k| std::env::var_os(k)) {
+        Ok(c) => c,
+        Err(e) => usage_error(&e),
+    };
+    let code = match cli {
+        Cli::Help => write_out(cli::USAGE),
+        Cli::Version => write_out(&format!("rinit {}\n", env!("CARGO_PKG_VERSION"))),
+        Cli::Check { config } => {
+            init_logging(0);
+            check(config)
+        }
+        Cli::Probe {
+            ready,
+            config,
+            addr,
+        } => {
+            init_logging(0);
+            probe(ready, config, addr)
+        }
+        Cli::Run(args) => {
+            init_logging(args.verbosity);
+            run(args, inherited_fds)
+        }
+    };
+    std::process::exit(code);
+}
+
+/// A panic must never leave PID 1 half-alive: one line, then exit.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let msg = format!("rinit: internal error, exiting: {info}\n");
+        os::sys::write_stderr_raw(msg.as_bytes());
+        os::sys::exit_now(70);
+    }));
+}
+
+fn init_logging(verbosity: i32) {
+    let mut b = env_logger::Builder::new();
+    b.filter_level(log::LevelFilter::Info);
+    if let Some(spec) = std::env::var("RINIT_LOG").ok().filter(|s| !s.is_empty()) {
+        b.parse_filters(&spec);
+    }
+    if verbosity != 0 {
+        let level = match verbosity {
+            i32::MIN..=-2 => log::LevelFilter::Error,
+            -1 => log::LevelFilter::Warn,
+            1 => log::LevelFilter::Debug,
+            _ => log::LevelFilter::Trace,
+        };
+        b.filter_level(level);
+    }
+    b.target(env_logger::Target::Stderr);
+    b.format(|buf, record| {
+        let level = match record.level() {
+            log::Level::Error => "error: ",
+            log::Level::Warn => "warning: ",
+            log::Level::Info => "",
+            log::Level::Debug => "debug: ",
+            log::Level::Trace => "trace: ",
+        };
+        writeln!(buf, "rinit: {level}{}", record.args())
+    });
+    let _ = b.try_init();
+}
+
+fn write_out(text: &str) -> i32 {
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    0
+}
+
+fn write_err(text: &str) {
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
+
+fn usage_error(msg: &str) -> ! {
+    write_err(&format!("rinit: {msg}\n{}", cli::USAGE));
+    std::process::exit(2);
+}
+
+/// The explicit config, else /etc/rinit.yaml when it exists.
+fn config_path(explicit: Option<PathBuf>) -> Option<PathBuf> {
+    explicit.or_else(|| {
+        Path::new(DEFAULT_CONFIG)
+            .exists()
+            .then(|| PathBuf::from(DEFAULT_CONFIG))
+    })
+}
+
+fn load_config(path: &Path) -> Result<config::Config, i32> {
+    config::load(path).map_err(|errors| {
+        write_err(&format!("{errors}\n"));
+        let n = errors.errors.len();
+        write_err(&format!(
+            "rinit: {} error{} in {}; nothing started\n",
+            n,
+            if n == 1 { "" } else { "s" },
+            path.display()
+        ));
+        2
+    })
+}
+
+fn check(config: Option<PathBuf>) -> i32 {
+    let Some(path) = config_path(config) else {
+        write_err("rinit: check: no config given and /etc/rinit.yaml does not exist\n");
+        return 2;
+    };
+    match load_config(&path) {
+        Ok(cfg) => write_out(&config::describe_plan(&cfg)),
+        Err(code) => code,
+    }
+}
+
+fn probe(ready: bool, config: Option<PathBuf>, addr: Option<String>) -> i32 {
+    let addr = match addr {
+        Some(a) => a,
+        None => {
+            let listen = config_path(config)
+                .and_then(|p| config::load(&p).ok())
+                .and_then(|c| c.health_listen);
+            match listen {
+                Some(a) => a.to_string(),
+                None => {
+                    write_err("rinit: probe: no address (give ADDR, set RINIT_HEALTH_ADDR, or health.listen in the config)\n");
+                    return 1;
+                }
+            }
+        }
+    };
+    health::probe_client::probe(&addr, ready)
+}
+
+fn run(args: cli::RunArgs, inherited_fds: Vec<i32>) -> i32 {
+    let cfg = match config_path(args.config) {
+        Some(path) => match load_config(&path) {
+            Ok(c) => Some(c),
+            Err(code) => return code,
+        },
+        None => None,
+    };
+    if cfg.is_none() && args.command.is_empty() {
+        usage_error("nothing to run: give a command or a config");
+    }
+    if let Some(c) = &cfg {
+        if let Err(e) = check_identities(c) {
+            write_err(&format!("rinit: {e}\n"));
+            return 2;
+        }
+    }
+    if !os::procs::is_pid1() {
+        if let Err(e) = os::sys::set_child_subreaper() {
+            log::warn!(
+                "not PID 1 and cannot become a subreaper ({}): orphans will not be reaped",
+                std::io::Error::from_raw_os_error(e)
+            );
+        }
+    }
+    os::sys::reset_own_signals();
+    let listen = match args.health_addr {
+        Some(a) => match a.parse() {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                write_err(&format!(
+                    "rinit: --health-addr: '{a}' is not IP:PORT (e.g. 0.0.0.0:9090)\n"
+                ));
+                return 2;
+            }
+        },
+        None => cfg.as_ref().and_then(|c| c.health_listen),
+    };
+    let health = match listen.map(start_health) {
+        None => None,
+        Some(Ok(publisher)) => Some(publisher),
+        Some(Err(e)) => {
+            write_err(&format!(
+                "rinit: cannot serve HTTP on {}: {e}\n",
+                listen.map(|a| a.to_string()).unwrap_or_default()
+            ));
+            return 2;
+        }
+    };
+    runtime::run(runtime::RunSpec {
+        config: cfg,
+        command: args.command,
+        grace: args.grace,
+        health,
+        inherited_fds,
+    })
+}
+
+/// SPEC section 8: `user:` needs the right to switch identities.
+fn check_identities(cfg: &config::Config) -> Result<(), String> {
+    let euid = os::sys::euid();
+    if euid == 0 {
+        return Ok(());
+    }
+    for s in &cfg.services {
+        if let Some(id) = &s.user {
+            if id.uid != euid {
+                return Err(format!(
+                    "{}: service '{}' has user uid {} but rinit runs as uid {euid} and cannot switch users; run rinit as root or drop `user:`",
+                    cfg.path.display(),
+                    s.name,
+                    id.uid
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Binds the HTTP server before anything starts (a bad address is fatal
+/// now, never later) and returns how the runtime publishes snapshots.
+fn start_health(
+    addr: std::net::SocketAddr,
+) -> std::io::Result<Box<dyn Fn(core::snapshot::Snapshot)>> {
+    let published = std::sync::Arc::new(health::Published::default());
+    let listener = health::bind(addr)?;
+    health::serve(listener, std::sync::Arc::clone(&published))?;
+    log::info!("serving health on http://{addr}");
+    Ok(Box::new(move |snap| {
+        published.publish(std::sync::Arc::new(snap))
+    }))
 }

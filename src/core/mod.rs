@@ -3,6 +3,14 @@
 //! restarts, backoff, shutdown order and exit status lives here, where unit
 //! tests drive it without processes.
 
+pub mod service;
+pub mod shutdown;
 pub mod signal;
 pub mod snapshot;
+pub mod supervisor;
 pub mod types;
+
+#[cfg(test)]
+mod tests;
+
+pub use supervisor::{Level, Note, Supervisor};

@@ -122,7 +122,10 @@ pub enum Who {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
     /// The process was forked and its exec succeeded.
-    Spawned { who: Who, pid: i32 },
+    Spawned {
+        who: Who,
+        pid: i32,
+    },
     /// No process runs: fork failed, or exec failed (then `pid` is the
     /// forked child that already exited with `code`, and the reaper will
     /// report it like any other).
@@ -131,12 +134,19 @@ pub enum Event {
         pid: Option<i32>,
         code: i32,
     },
-    Exited { pid: i32, status: ExitStatus },
+    Exited {
+        pid: i32,
+        status: ExitStatus,
+    },
     /// The reaper found no child left at all.
     NoChildren,
     Signal(i32),
     /// A network readiness probe finished.
-    ProbeResult { service: usize, generation: u64, ok: bool },
+    ProbeResult {
+        service: usize,
+        generation: u64,
+        ok: bool,
+    },
     /// A deadline from `next_deadline` passed.
     Tick,
 }
@@ -145,9 +155,15 @@ pub enum Event {
 pub enum Action {
     Spawn(Who),
     /// Start a network probe; its result comes back as `ProbeResult`.
-    Probe { service: usize, generation: u64 },
+    Probe {
+        service: usize,
+        generation: u64,
+    },
     /// Send a signal to a process group (ESRCH is fine).
-    SignalGroup { pgid: i32, signal: i32 },
+    SignalGroup {
+        pgid: i32,
+        signal: i32,
+    },
     /// Send a signal to every process left: all of the namespace as PID 1,
     /// else every descendant.
     SignalAll(i32),

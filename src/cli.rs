@@ -1,0 +1,254 @@
+//! Command-line parsing (SPEC section 1), free of I/O: arguments and an
+//! environment lookup in, a `Cli` value or a usage error out.
+//! Options come first; the first other argument starts the main command,
+//! and everything after it belongs to that command untouched.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub const USAGE: &str = "\
+usage: rinit [OPTIONS] [--] [CMD [ARG...]]     run CMD and/or the services of a config
+       rinit check [CONFIG]                    validate a config, print the start plan
+       rinit probe [--ready] [-c CONFIG] [ADDR] ask a running rinit's /healthz (/readyz)
+       rinit --help | --version
+
+options:
+  -c, --config PATH      services file (env RINIT_CONFIG; default /etc/rinit.yaml if it exists)
+      --health-addr ADDR serve /healthz, /readyz, /status, /metrics on ADDR (env RINIT_HEALTH_ADDR)
+      --grace DURATION   cap on the whole shutdown, e.g. 9s, 1m30s (env RINIT_GRACE; default 9s)
+  -v / -q                more / less logging (repeatable; env RINIT_LOG takes env_logger filters)
+  -h, --help             this text
+  -V, --version          the version
+";
+
+#[derive(Debug, PartialEq)]
+pub struct RunArgs {
+    pub config: Option<PathBuf>,
+    pub health_addr: Option<String>,
+    pub grace: Option<Duration>,
+    /// +1 per -v, -1 per -q.
+    pub verbosity: i32,
+    pub command: Vec<OsString>,
+}
+
+#[derive(Debug, PartialEq)]
+pub enum Cli {
+    Run(RunArgs),
+    Check {
+        config: Option<PathBuf>,
+    },
+    Probe {
+        ready: bool,
+        config: Option<PathBuf>,
+        addr: Option<String>,
+    },
+    Help,
+    Version,
+}
+
+/// `args` excludes the program name. `env` looks up RINIT_* variables.
+pub fn parse(args: Vec<OsString>, env: &dyn Fn(&str) -> Option<OsString>) -> Result<Cli, String> {
+    match args.first().and_then(|a| a.to_str()) {
+        Some("check") => return parse_check(args[1..].to_vec(), env),
+        Some("probe") => return parse_probe(args[1..].to_vec(), env),
+        _ => {}
+    }
+    parse_run(args, env)
+}
+
+fn parse_run(args: Vec<OsString>, env: &dyn Fn(&str) -> Option<OsString>) -> Result<Cli, String> {
+    use lexopt::prelude::*;
+    let mut p = lexopt::Parser::from_args(args);
+    let mut run = RunArgs {
+        config: env("RINIT_CONFIG")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from),
+        health_addr: env_string(env, "RINIT_HEALTH_ADDR")?,
+        grace: env_string(env, "RINIT_GRACE")?
+            .map(|g| duration(&g, "RINIT_GRACE"))
+            .transpose()?,
+        verbosity: 0,
+        command: Vec::new(),
+    };
+    while let Some(arg) = p.next().map_err(|e| e.to_string())? {
+        match arg {
+            Short('c') | Long("config") => {
+                run.config = Some(PathBuf::from(p.value().map_err(|e| e.to_string())?))
+            }
+            Long("health-addr") => run.health_addr = Some(string(p.value(), "--health-addr")?),
+            Long("grace") => run.grace = Some(duration(&string(p.value(), "--grace")?, "--grace")?),
+            Short('v') | Long("verbose") => run.verbosity += 1,
+            Short('q') | Long("quiet") => run.verbosity -= 1,
+            Short('h') | Long("help") => return Ok(Cli::Help),
+            Short('V') | Long("version") => return Ok(Cli::Version),
+            Value(first) => {
+                run.command.push(first);
+                run.command.extend(p.raw_args().map_err(|e| e.to_string())?);
+            }
+            other => return Err(other.unexpected().to_string()),
+        }
+    }
+    Ok(Cli::Run(run))
+}
+
+fn parse_check(args: Vec<OsString>, env: &dyn Fn(&str) -> Option<OsString>) -> Result<Cli, String> {
+    use lexopt::prelude::*;
+    let mut p = lexopt::Parser::from_args(args);
+    let mut config = env("RINIT_CONFIG")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    let mut positional = None;
+    while let Some(arg) = p.next().map_err(|e| e.to_string())? {
+        match arg {
+            Short('c') | Long("config") => {
+                config = Some(PathBuf::from(p.value().map_err(|e| e.to_string())?))
+            }
+            Short('h') | Long("help") => return Ok(Cli::Help),
+            Value(v) if positional.is_none() => positional = Some(PathBuf::from(v)),
+            other => return Err(other.unexpected().to_string()),
+        }
+    }
+    Ok(Cli::Check {
+        config: positional.or(config),
+    })
+}
+
+fn parse_probe(args: Vec<OsString>, env: &dyn Fn(&str) -> Option<OsString>) -> Result<Cli, String> {
+    use lexopt::prelude::*;
+    let mut p = lexopt::Parser::from_args(args);
+    let mut ready = false;
+    let mut config = env("RINIT_CONFIG")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    let mut addr = None;
+    while let Some(arg) = p.next().map_err(|e| e.to_string())? {
+        match arg {
+            Long("ready") => ready = true,
+            Short('c') | Long("config") => {
+                config = Some(PathBuf::from(p.value().map_err(|e| e.to_string())?))
+            }
+            Short('h') | Long("help") => return Ok(Cli::Help),
+            Value(v) if addr.is_none() => addr = Some(string(Ok(v), "ADDR")?),
+            other => return Err(other.unexpected().to_string()),
+        }
+    }
+    let addr = match addr {
+        Some(a) => Some(a),
+        None => env_string(env, "RINIT_HEALTH_ADDR")?,
+    };
+    Ok(Cli::Probe {
+        ready,
+        config,
+        addr,
+    })
+}
+
+fn string(v: Result<OsString, lexopt::Error>, what: &str) -> Result<String, String> {
+    v.map_err(|e| e.to_string())?
+        .into_string()
+        .map_err(|_| format!("{what} must be valid UTF-8"))
+}
+
+fn env_string(
+    env: &dyn Fn(&str) -> Option<OsString>,
+    name: &str,
+) -> Result<Option<String>, String> {
+    match env(name).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => v
+            .into_string()
+            .map(Some)
+            .map_err(|_| format!("{name} must be valid UTF-8")),
+    }
+}
+
+fn duration(text: &str, what: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text.trim()).map_err(|e| {
+        format!("{what}: invalid duration '{text}' ({e}); write it like 250ms, 5s or 1m30s")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<OsString> {
+        None
+    }
+
+    fn args(a: &[&str]) -> Vec<OsString> {
+        a.iter().map(OsString::from).collect()
+    }
+
+    fn run_args(cli: Cli) -> RunArgs {
+        match cli {
+            Cli::Run(r) => r,
+            other => panic!("not a run: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn options_then_command_untouched() {
+        let r = run_args(
+            parse(
+                args(&["-v", "--grace", "2s", "app", "-c", "--x", ""]),
+                &no_env,
+            )
+            .unwrap(),
+        );
+        assert_eq!(r.grace, Some(Duration::from_secs(2)));
+        assert_eq!(r.verbosity, 1);
+        assert_eq!(r.command, args(&["app", "-c", "--x", ""]));
+    }
+
+    #[test]
+    fn double_dash_starts_the_command() {
+        let r = run_args(parse(args(&["--", "-weird", "a b"]), &no_env).unwrap());
+        assert_eq!(r.command, args(&["-weird", "a b"]));
+        let r = run_args(parse(args(&["--", "check"]), &no_env).unwrap());
+        assert_eq!(r.command, args(&["check"]));
+    }
+
+    #[test]
+    fn env_fills_defaults_and_flags_win() {
+        let env = |k: &str| match k {
+            "RINIT_CONFIG" => Some(OsString::from("/x.yaml")),
+            "RINIT_GRACE" => Some(OsString::from("3s")),
+            "RINIT_HEALTH_ADDR" => Some(OsString::from("127.0.0.1:1")),
+            _ => None,
+        };
+        let r = run_args(parse(args(&["--grace", "1s"]), &env).unwrap());
+        assert_eq!(r.config, Some(PathBuf::from("/x.yaml")));
+        assert_eq!(r.grace, Some(Duration::from_secs(1)));
+        assert_eq!(r.health_addr.as_deref(), Some("127.0.0.1:1"));
+    }
+
+    #[test]
+    fn subcommands() {
+        assert_eq!(
+            parse(args(&["check", "a.yaml"]), &no_env).unwrap(),
+            Cli::Check {
+                config: Some("a.yaml".into())
+            }
+        );
+        assert_eq!(
+            parse(args(&["probe", "--ready", "127.0.0.1:9"]), &no_env).unwrap(),
+            Cli::Probe {
+                ready: true,
+                config: None,
+                addr: Some("127.0.0.1:9".into())
+            }
+        );
+        assert_eq!(parse(args(&["--version"]), &no_env).unwrap(), Cli::Version);
+    }
+
+    #[test]
+    fn errors_name_the_problem() {
+        assert!(parse(args(&["--grace", "soon"]), &no_env)
+            .unwrap_err()
+            .contains("1m30s"));
+        assert!(parse(args(&["--bogus"]), &no_env).is_err());
+        assert!(parse(args(&["-c"]), &no_env).is_err());
+    }
+}

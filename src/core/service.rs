@@ -1,0 +1,523 @@
+//! One service's state machine and restart bookkeeping. The rules of the
+//! contract that concern a single service live here: what an exit means
+//! (done, stopped, failed, or a restart after a backoff) and how long the
+//! backoff is. Everything is a function of the inputs and `now`.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use super::snapshot::Phase;
+use super::types::{ExitStatus, ProbeKind, RestartPolicy, ServicePolicy};
+
+/// After this long up, a service's next crash starts the backoff from the
+/// beginning again.
+pub const BACKOFF_RESET_AFTER: Duration = Duration::from_secs(10);
+
+/// A network probe gets this much beyond its own timeout to report before
+/// the core gives up on it (the prober enforces the timeout itself).
+const NETWORK_PROBE_SLACK: Duration = Duration::from_millis(500);
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Probe {
+    pub next_at: Instant,
+    pub inflight: Option<Inflight>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Inflight {
+    pub started: Instant,
+    pub deadline: Instant,
+    /// The exec probe's process, once spawned.
+    pub pid: Option<i32>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum State {
+    Waiting,
+    /// Spawn requested (`pid` None until the shell reports it) or spawned
+    /// and not yet ready.
+    Starting {
+        pid: Option<i32>,
+        since: Instant,
+        probe: Option<Probe>,
+    },
+    Running {
+        pid: i32,
+        since: Instant,
+    },
+    Backoff {
+        until: Instant,
+    },
+    Failed,
+    Stopping {
+        pid: i32,
+        since: Instant,
+        deadline: Instant,
+        killed: bool,
+    },
+    Stopped,
+    Done,
+}
+
+/// What an exit of the service's process leads to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AfterExit {
+    Done,
+    Stopped,
+    Failed,
+    Restart { delay: Duration, attempt: u32 },
+}
+
+#[derive(Clone, Debug)]
+pub struct Service {
+    pub policy: ServicePolicy,
+    pub state: State,
+    pub restarts: u32,
+    recent_restarts: VecDeque<Instant>,
+    consecutive: u32,
+    pub last_exit: Option<ExitStatus>,
+    /// Reached `running` (or `done`) at least once: dependents may start.
+    pub ever_ready: bool,
+    /// Bumped at every spawn so late probe results of an earlier process
+    /// are recognised and dropped.
+    pub generation: u64,
+}
+
+impl Service {
+    pub fn new(policy: ServicePolicy) -> Self {
+        Service {
+            policy,
+            state: State::Waiting,
+            restarts: 0,
+            recent_restarts: VecDeque::new(),
+            consecutive: 0,
+            last_exit: None,
+            ever_ready: false,
+            generation: 0,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.policy.name
+    }
+
+    pub fn phase(&self) -> Phase {
+        match self.state {
+            State::Waiting => Phase::Waiting,
+            State::Starting { .. } => Phase::Starting,
+            State::Running { .. } => Phase::Running,
+            State::Backoff { .. } => Phase::Backoff,
+            State::Failed => Phase::Failed,
+            State::Stopping { .. } => Phase::Stopping,
+            State::Stopped => Phase::Stopped,
+            State::Done => Phase::Done,
+        }
+    }
+
+    /// The live process, if one runs.
+    pub fn pid(&self) -> Option<i32> {
+        match self.state {
+            State::Starting { pid, .. } => pid,
+            State::Running { pid, .. } | State::Stopping { pid, .. } => Some(pid),
+            _ => None,
+        }
+    }
+
+    pub fn since(&self) -> Option<Instant> {
+        match self.state {
+            State::Starting { since, .. }
+            | State::Running { since, .. }
+            | State::Stopping { since, .. } => Some(since),
+            _ => None,
+        }
+    }
+
+    /// Ended for good: nothing will start it again.
+    pub fn is_terminal(&self) -> bool {
+        matches!(self.state, State::Failed | State::Stopped | State::Done)
+    }
+
+    /// Moves to `Starting` for a new process; the caller emits the spawn.
+    pub fn begin_spawn(&mut self, now: Instant) {
+        self.generation += 1;
+        let probe = self.policy.probe.map(|_| Probe {
+            next_at: now,
+            inflight: None,
+        });
+        self.state = State::Starting {
+            pid: None,
+            since: now,
+            probe,
+        };
+    }
+
+    /// The shell reports the pid; without a probe that means ready.
+    /// Returns true when the service became ready.
+    pub fn spawned(&mut self, pid: i32, now: Instant) -> bool {
+        let State::Starting { since, probe, .. } = &self.state else {
+            return false;
+        };
+        if probe.is_some() {
+            let (since, probe) = (*since, probe.clone());
+            self.state = State::Starting {
+                pid: Some(pid),
+                since,
+                probe,
+            };
+            return false;
+        }
+        self.state = State::Running { pid, since: now };
+        self.ever_ready = true;
+        true
+    }
+
+    /// A passing probe: `Starting` becomes `Running`.
+    pub fn mark_ready(&mut self) -> bool {
+        if let State::Starting {
+            pid: Some(pid),
+            since,
+            ..
+        } = self.state
+        {
+            self.state = State::Running { pid, since };
+            self.ever_ready = true;
+            return true;
+        }
+        false
+    }
+
+    /// Decides what the exit of the service's process means, outside of a
+    /// shutdown, and records the restart if there is one.
+    pub fn on_exit(&mut self, status: ExitStatus, now: Instant) -> AfterExit {
+        let uptime = self
+            .since()
+            .map_or(Duration::ZERO, |s| now.saturating_duration_since(s));
+        self.last_exit = Some(status);
+        let success = self.policy.is_success(status);
+        if self.policy.oneshot && success {
+            self.ever_ready = true;
+            return self.settle(AfterExit::Done);
+        }
+        let wants_restart = match self.policy.restart {
+            RestartPolicy::Always => true,
+            RestartPolicy::OnFailure => !success,
+            RestartPolicy::Never => false,
+        };
+        if !wants_restart {
+            return self.settle(if success {
+                AfterExit::Stopped
+            } else {
+                AfterExit::Failed
+            });
+        }
+        self.restart_or_fail(uptime, now)
+    }
+
+    fn restart_or_fail(&mut self, uptime: Duration, now: Instant) -> AfterExit {
+        let window = self.policy.restart_window;
+        while let Some(&t) = self.recent_restarts.front() {
+            if now.saturating_duration_since(t) >= window {
+                self.recent_restarts.pop_front();
+            } else {
+                break;
+            }
+        }
+        if self.recent_restarts.len() >= self.policy.max_restarts as usize {
+            return self.settle(AfterExit::Failed);
+        }
+        self.recent_restarts.push_back(now);
+        self.restarts = self.restarts.saturating_add(1);
+        if uptime >= BACKOFF_RESET_AFTER {
+            self.consecutive = 0;
+        }
+        self.consecutive = self.consecutive.saturating_add(1);
+        let delay = backoff_delay(
+            self.policy.backoff_initial,
+            self.policy.backoff_max,
+            self.consecutive,
+        );
+        self.state = State::Backoff { until: now + delay };
+        AfterExit::Restart {
+            delay,
+            attempt: self.consecutive,
+        }
+    }
+
+    fn settle(&mut self, outcome: AfterExit) -> AfterExit {
+        self.state = match outcome {
+            AfterExit::Done => State::Done,
+            AfterExit::Stopped => State::Stopped,
+            _ => State::Failed,
+        };
+        outcome
+    }
+
+    /// The probe timer: start a probe when due. Returns the kind to start.
+    pub fn probe_due(&mut self, now: Instant) -> Option<ProbeKind> {
+        let policy = self.policy.probe?;
+        let State::Starting {
+            pid: Some(_),
+            probe: Some(probe),
+            ..
+        } = &mut self.state
+        else {
+            return None;
+        };
+        if probe.inflight.is_some() || now < probe.next_at {
+            return None;
+        }
+        let slack = match policy.kind {
+            ProbeKind::Exec => Duration::ZERO,
+            ProbeKind::Network => NETWORK_PROBE_SLACK,
+        };
+        probe.inflight = Some(Inflight {
+            started: now,
+            deadline: now + policy.timeout + slack,
+            pid: None,
+        });
+        Some(policy.kind)
+    }
+
+    pub fn probe_mut(&mut self) -> Option<&mut Probe> {
+        match &mut self.state {
+            State::Starting {
+                probe: Some(probe), ..
+            } => Some(probe),
+            _ => None,
+        }
+    }
+
+    /// Ends the probe in flight; a failure schedules the next one.
+    /// Returns the exec probe's pid, if it still runs.
+    pub fn finish_probe(&mut self, now: Instant) -> Option<i32> {
+        let interval = self.policy.probe.map_or(Duration::ZERO, |p| p.interval);
+        let probe = self.probe_mut()?;
+        let inflight = probe.inflight.take()?;
+        probe.next_at = (inflight.started + interval).max(now);
+        inflight.pid
+    }
+
+    pub fn probe_pid(&self) -> Option<i32> {
+        match &self.state {
+            State::Starting { probe: Some(p), .. } => p.inflight.as_ref().and_then(|i| i.pid),
+            _ => None,
+        }
+    }
+
+    /// The earliest time this service needs the core to look at it again.
+    pub fn deadline(&self) -> Option<Instant> {
+        match &self.state {
+            State::Backoff { until } => Some(*until),
+            State::Starting {
+                probe: Some(p),
+                pid: Some(_),
+                ..
+            } => Some(p.inflight.as_ref().map_or(p.next_at, |i| i.deadline)),
+            State::Stopping {
+                deadline,
+                killed: false,
+                ..
+            } => Some(*deadline),
+            _ => None,
+        }
+    }
+}
+
+/// `initial`·2ⁿ⁻¹ for the n-th consecutive restart, capped at `max`.
+pub fn backoff_delay(initial: Duration, max: Duration, n: u32) -> Duration {
+    let shift = n.saturating_sub(1).min(31);
+    initial
+        .checked_mul(1u32 << shift)
+        .map_or(max, |d| d.min(max))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let d: Vec<_> = (1..=6)
+            .map(|n| backoff_delay(ms(100), ms(1000), n))
+            .collect();
+        assert_eq!(
+            d,
+            vec![ms(100), ms(200), ms(400), ms(800), ms(1000), ms(1000)]
+        );
+        assert_eq!(backoff_delay(ms(100), ms(1000), 200), ms(1000));
+        assert_eq!(backoff_delay(Duration::ZERO, ms(1000), 5), Duration::ZERO);
+    }
+
+    fn started(policy: ServicePolicy, now: Instant) -> Service {
+        let mut s = Service::new(policy);
+        s.begin_spawn(now);
+        s.spawned(100, now);
+        s
+    }
+
+    #[test]
+    fn exit_outcomes_follow_the_policy() {
+        let t = Instant::now();
+        let mut p = ServicePolicy::new("a");
+        p.restart = RestartPolicy::Never;
+        assert_eq!(
+            started(p.clone(), t).on_exit(ExitStatus::Code(0), t),
+            AfterExit::Stopped
+        );
+        assert_eq!(
+            started(p.clone(), t).on_exit(ExitStatus::Code(3), t),
+            AfterExit::Failed
+        );
+        assert_eq!(
+            started(p.clone(), t).on_exit(ExitStatus::Signal(9), t),
+            AfterExit::Failed
+        );
+        p.restart = RestartPolicy::OnFailure;
+        assert_eq!(
+            started(p.clone(), t).on_exit(ExitStatus::Code(0), t),
+            AfterExit::Stopped
+        );
+        assert!(matches!(
+            started(p.clone(), t).on_exit(ExitStatus::Code(1), t),
+            AfterExit::Restart { .. }
+        ));
+        p.success_codes = vec![0, 3];
+        assert_eq!(
+            started(p.clone(), t).on_exit(ExitStatus::Code(3), t),
+            AfterExit::Stopped
+        );
+        p.restart = RestartPolicy::Always;
+        assert!(matches!(
+            started(p, t).on_exit(ExitStatus::Code(0), t),
+            AfterExit::Restart { .. }
+        ));
+    }
+
+    #[test]
+    fn oneshot_success_is_done_and_ready() {
+        let t = Instant::now();
+        let mut p = ServicePolicy::new("m");
+        p.oneshot = true;
+        p.restart = RestartPolicy::Never;
+        let mut s = started(p, t);
+        assert_eq!(s.on_exit(ExitStatus::Code(0), t), AfterExit::Done);
+        assert!(s.ever_ready && s.is_terminal());
+    }
+
+    #[test]
+    fn crash_loop_fails_after_max_restarts_in_window() {
+        let t = Instant::now();
+        let mut p = ServicePolicy::new("a");
+        p.max_restarts = 3;
+        p.restart_window = Duration::from_secs(60);
+        let mut s = started(p, t);
+        let mut delays = Vec::new();
+        for i in 0..3 {
+            let now = t + ms(10 * i);
+            match s.on_exit(ExitStatus::Code(1), now) {
+                AfterExit::Restart { delay, .. } => delays.push(delay),
+                other => panic!("restart {i}: {other:?}"),
+            }
+            s.begin_spawn(now);
+            s.spawned(100 + i as i32, now);
+        }
+        assert_eq!(delays, vec![ms(100), ms(200), ms(400)]);
+        assert_eq!(
+            s.on_exit(ExitStatus::Code(1), t + ms(40)),
+            AfterExit::Failed
+        );
+        assert_eq!(s.restarts, 3);
+    }
+
+    #[test]
+    fn restarts_outside_the_window_do_not_count() {
+        let t = Instant::now();
+        let mut p = ServicePolicy::new("a");
+        p.max_restarts = 1;
+        p.restart_window = Duration::from_secs(1);
+        let mut s = started(p, t);
+        assert!(matches!(
+            s.on_exit(ExitStatus::Code(1), t),
+            AfterExit::Restart { .. }
+        ));
+        s.begin_spawn(t);
+        s.spawned(2, t);
+        let later = t + Duration::from_secs(2);
+        assert!(matches!(
+            s.on_exit(ExitStatus::Code(1), later),
+            AfterExit::Restart { .. }
+        ));
+    }
+
+    #[test]
+    fn backoff_resets_after_ten_seconds_up() {
+        let t = Instant::now();
+        let mut s = started(ServicePolicy::new("a"), t);
+        assert_eq!(
+            s.on_exit(ExitStatus::Code(1), t),
+            AfterExit::Restart {
+                delay: ms(100),
+                attempt: 1
+            }
+        );
+        s.begin_spawn(t);
+        s.spawned(2, t);
+        assert_eq!(
+            s.on_exit(ExitStatus::Code(1), t + ms(50)),
+            AfterExit::Restart {
+                delay: ms(200),
+                attempt: 2
+            }
+        );
+        let t2 = t + ms(50);
+        s.begin_spawn(t2);
+        s.spawned(3, t2);
+        assert_eq!(
+            s.on_exit(ExitStatus::Code(1), t2 + Duration::from_secs(11)),
+            AfterExit::Restart {
+                delay: ms(100),
+                attempt: 1
+            }
+        );
+    }
+
+    #[test]
+    fn zero_max_restarts_fails_on_first_exit() {
+        let t = Instant::now();
+        let mut p = ServicePolicy::new("a");
+        p.max_restarts = 0;
+        assert_eq!(
+            started(p, t).on_exit(ExitStatus::Code(1), t),
+            AfterExit::Failed
+        );
+    }
+
+    #[test]
+    fn probe_gates_readiness_and_reschedules() {
+        let t = Instant::now();
+        let mut p = ServicePolicy::new("db");
+        p.probe = Some(crate::core::types::ProbePolicy {
+            kind: ProbeKind::Network,
+            interval: ms(200),
+            timeout: ms(100),
+        });
+        let mut s = Service::new(p);
+        s.begin_spawn(t);
+        assert!(!s.spawned(7, t));
+        assert_eq!(s.phase(), Phase::Starting);
+        assert_eq!(s.probe_due(t), Some(ProbeKind::Network));
+        assert_eq!(s.probe_due(t), None, "one probe in flight at a time");
+        assert_eq!(s.deadline(), Some(t + ms(600)));
+        s.finish_probe(t + ms(10));
+        assert_eq!(s.deadline(), Some(t + ms(200)));
+        assert_eq!(s.probe_due(t + ms(100)), None);
+        assert_eq!(s.probe_due(t + ms(200)), Some(ProbeKind::Network));
+        assert!(s.mark_ready());
+        assert_eq!(s.phase(), Phase::Running);
+        assert!(s.ever_ready);
+    }
+}

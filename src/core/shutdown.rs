@@ -1,0 +1,335 @@
+//! The ordered shutdown (SPEC section 6) and the exit status. Stages run in
+//! order: drain, main command, service waves in reverse start order, then
+//! the sweep of leftovers. Every stage is bounded by the shutdown cap;
+//! rinit exits the moment the reaper reports no child left, never earlier.
+
+use std::time::Instant;
+
+use super::service::State;
+use super::signal;
+use super::supervisor::{Level, MainState, Supervisor};
+use super::types::Action;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cause {
+    Signal(i32),
+    MainExited,
+    CriticalFailed,
+    AllEnded,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Stage {
+    Drain {
+        until: Instant,
+    },
+    Main {
+        deadline: Option<Instant>,
+        killed: bool,
+    },
+    /// Index into the stop order (the start waves reversed).
+    Wave(usize),
+    Sweep {
+        term_sent: bool,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct Shutdown {
+    pub(super) cause: Cause,
+    pub(super) started: Instant,
+    pub(super) cap: Instant,
+    pub(super) stage: Stage,
+    /// Everything got SIGKILL (second signal or the cap).
+    pub(super) forced: bool,
+}
+
+impl Shutdown {
+    pub(super) fn deadline(&self, sup: &Supervisor) -> Option<Instant> {
+        let stage = match self.stage {
+            Stage::Drain { until } => Some(until),
+            Stage::Main {
+                deadline,
+                killed: false,
+            } => deadline,
+            _ => None,
+        };
+        let cap = (!self.forced && sup.children_possible).then_some(self.cap);
+        super::types::deadline_min(stage, cap)
+    }
+}
+
+impl Supervisor {
+    pub(super) fn begin_shutdown(&mut self, cause: Cause, now: Instant, acts: &mut Vec<Action>) {
+        let drain = match cause {
+            Cause::Signal(_) if !self.run.drain.is_zero() => Some(now + self.run.drain),
+            _ => None,
+        };
+        self.note(
+            Level::Info,
+            format!(
+                "shutting down ({}), drain {:?}, cap {:?}",
+                describe(cause),
+                self.run.drain,
+                self.run.timeout
+            ),
+        );
+        for i in 0..self.services.len() {
+            if let Some(pid) = self.services[i].finish_probe(now) {
+                acts.push(Action::SignalGroup {
+                    pgid: pid,
+                    signal: signal::SIGKILL,
+                });
+            }
+            let s = &mut self.services[i];
+            if matches!(s.state, State::Waiting | State::Backoff { .. }) {
+                s.state = State::Stopped;
+            }
+        }
+        self.shutdown = Some(Shutdown {
+            cause,
+            started: now,
+            cap: now + self.run.timeout,
+            stage: match drain {
+                Some(until) => Stage::Drain { until },
+                None => Stage::Main {
+                    deadline: None,
+                    killed: false,
+                },
+            },
+            forced: false,
+        });
+    }
+
+    /// Second SIGTERM/SIGINT, or the cap: SIGKILL to everything left.
+    pub(super) fn force_kill(&mut self, acts: &mut Vec<Action>) {
+        let groups = self.live_groups();
+        let probes: Vec<i32> = self.services.iter().filter_map(|s| s.probe_pid()).collect();
+        if !groups.is_empty() || self.children_possible {
+            self.killed_any = true;
+        }
+        for pgid in groups.into_iter().chain(probes) {
+            acts.push(Action::SignalGroup {
+                pgid,
+                signal: signal::SIGKILL,
+            });
+        }
+        for s in &mut self.services {
+            if let State::Stopping { killed, .. } = &mut s.state {
+                *killed = true;
+            }
+        }
+        if self.children_possible {
+            acts.push(Action::SignalAll(signal::SIGKILL));
+        }
+        if let Some(sd) = self.shutdown.as_mut() {
+            sd.forced = true;
+            sd.stage = Stage::Sweep { term_sent: true };
+        }
+    }
+
+    pub(super) fn advance_shutdown(&mut self, now: Instant, acts: &mut Vec<Action>) {
+        let Some(sd) = self.shutdown.as_ref() else {
+            return;
+        };
+        if now >= sd.cap && !sd.forced && self.children_possible {
+            self.note(
+                Level::Warn,
+                "shutdown timeout reached: sending SIGKILL to everything left".into(),
+            );
+            self.force_kill(acts);
+        }
+        while let Some(stage) = self.shutdown.as_ref().map(|s| s.stage) {
+            let next = match stage {
+                Stage::Drain { until } if now < until => return,
+                Stage::Drain { .. } => Stage::Main {
+                    deadline: None,
+                    killed: false,
+                },
+                Stage::Main { deadline, killed } => {
+                    match self.stop_main(now, deadline, killed, acts) {
+                        Some(stage) => stage,
+                        None => return,
+                    }
+                }
+                Stage::Wave(k) if k >= self.run.waves.len() => Stage::Sweep { term_sent: false },
+                Stage::Wave(k) => {
+                    if self.stop_wave(k, now, acts) {
+                        return;
+                    }
+                    Stage::Wave(k + 1)
+                }
+                Stage::Sweep { term_sent } => return self.sweep(term_sent, now, acts),
+            };
+            self.set_stage(next, now);
+        }
+    }
+
+    fn set_stage(&mut self, stage: Stage, now: Instant) {
+        let elapsed = self.shutdown_elapsed(now);
+        if let Some(sd) = self.shutdown.as_mut() {
+            sd.stage = stage;
+        }
+        let what = match stage {
+            Stage::Main { .. } => "stopping the main command".to_string(),
+            Stage::Wave(k) if k < self.run.waves.len() => format!("stopping wave {}", k + 1),
+            Stage::Wave(_) => return,
+            Stage::Sweep { .. } => "services stopped; sweeping leftovers".to_string(),
+            Stage::Drain { .. } => return,
+        };
+        self.note(Level::Debug, format!("shutdown +{elapsed:?}: {what}"));
+    }
+
+    /// Signals the main command, then SIGKILLs it at its deadline. Returns
+    /// the next stage once it is gone.
+    fn stop_main(
+        &mut self,
+        now: Instant,
+        deadline: Option<Instant>,
+        killed: bool,
+        acts: &mut Vec<Action>,
+    ) -> Option<Stage> {
+        let MainState::Running { pid } = self.main else {
+            return Some(Stage::Wave(0));
+        };
+        let sd = self.shutdown.as_mut()?;
+        let stage = match deadline {
+            None => {
+                let sig = match sd.cause {
+                    Cause::Signal(s) => s,
+                    _ => signal::SIGTERM,
+                };
+                acts.push(Action::SignalGroup {
+                    pgid: pid,
+                    signal: sig,
+                });
+                let d = (now + self.run.main_stop_timeout).min(sd.cap);
+                Stage::Main {
+                    deadline: Some(d),
+                    killed: false,
+                }
+            }
+            Some(d) if now >= d && !killed => {
+                acts.push(Action::SignalGroup {
+                    pgid: pid,
+                    signal: signal::SIGKILL,
+                });
+                self.killed_any = true;
+                Stage::Main {
+                    deadline: Some(d),
+                    killed: true,
+                }
+            }
+            Some(_) => return None,
+        };
+        sd.stage = stage;
+        None
+    }
+
+    /// Signals the services of stop wave `k`; true while any is still alive.
+    fn stop_wave(&mut self, k: usize, now: Instant, acts: &mut Vec<Action>) -> bool {
+        let Some(cap) = self.shutdown.as_ref().map(|s| s.cap) else {
+            return false;
+        };
+        let wave = self.run.waves[self.run.waves.len() - 1 - k].clone();
+        let mut alive = false;
+        for i in wave {
+            let Some(s) = self.services.get_mut(i) else {
+                continue;
+            };
+            match s.state {
+                State::Starting {
+                    pid: Some(pid),
+                    since,
+                    ..
+                }
+                | State::Running { pid, since } => {
+                    let sig = s.policy.stop_signal;
+                    acts.push(Action::SignalGroup {
+                        pgid: pid,
+                        signal: sig,
+                    });
+                    let deadline = (now + s.policy.stop_timeout).min(cap);
+                    s.state = State::Stopping {
+                        pid,
+                        since,
+                        deadline,
+                        killed: false,
+                    };
+                    let text = format!("{}: sending {} (pid {pid})", s.name(), signal::name(sig));
+                    self.note(Level::Info, text);
+                    alive = true;
+                }
+                State::Stopping {
+                    pid,
+                    deadline,
+                    killed,
+                    ..
+                } => {
+                    if now >= deadline && !killed {
+                        acts.push(Action::SignalGroup {
+                            pgid: pid,
+                            signal: signal::SIGKILL,
+                        });
+                        if let State::Stopping { killed, .. } = &mut s.state {
+                            *killed = true;
+                        }
+                        self.killed_any = true;
+                        let text =
+                            format!("{}: stop timeout, sending SIGKILL (pid {pid})", s.name());
+                        self.note(Level::Warn, text);
+                    }
+                    alive = true;
+                }
+                _ => {}
+            }
+        }
+        alive
+    }
+
+    fn sweep(&mut self, term_sent: bool, now: Instant, acts: &mut Vec<Action>) {
+        if !self.children_possible {
+            let code = self.exit_status();
+            let elapsed = self.shutdown_elapsed(now);
+            self.note(
+                Level::Info,
+                format!("all processes reaped after {elapsed:?}; exiting with status {code}"),
+            );
+            self.exited = true;
+            acts.push(Action::Exit(code));
+            return;
+        }
+        if !term_sent {
+            acts.push(Action::SignalAll(signal::SIGTERM));
+            if let Some(sd) = self.shutdown.as_mut() {
+                sd.stage = Stage::Sweep { term_sent: true };
+            }
+        }
+    }
+
+    /// SPEC section 6, first rule that applies.
+    pub(super) fn exit_status(&self) -> i32 {
+        if let Some(s) = self.main_status {
+            return s.as_code();
+        }
+        if let Some(c) = self.critical_status {
+            return c;
+        }
+        if self.killed_any {
+            return 1;
+        }
+        match self.shutdown.as_ref().map(|s| s.cause) {
+            Some(Cause::AllEnded) => self.first_failed.unwrap_or(0),
+            _ => 0,
+        }
+    }
+}
+
+fn describe(cause: Cause) -> String {
+    match cause {
+        Cause::Signal(s) => format!("received {}", signal::name(s)),
+        Cause::MainExited => "main command exited".into(),
+        Cause::CriticalFailed => "a critical service failed".into(),
+        Cause::AllEnded => "no service left to run".into(),
+    }
+}

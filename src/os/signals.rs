@@ -1,0 +1,83 @@
+//! Which signals rinit catches and forwards, and the thread that turns
+//! them into events. A namespace's PID 1 only receives signals it has a
+//! handler for, so every forwardable signal gets one.
+
+use signal_hook::iterator::Signals;
+
+/// Catchable signals that rinit does not forward: SIGCHLD is the reaper's
+/// business; SIGPIPE, SIGTTIN and SIGTTOU arise from rinit's own writes and
+/// terminal hand-off and stay ignored; the rest cannot be caught or are
+/// reserved for faults.
+fn forwarded(sig: i32) -> bool {
+    !matches!(
+        sig,
+        libc::SIGCHLD
+            | libc::SIGPIPE
+            | libc::SIGTTIN
+            | libc::SIGTTOU
+            | libc::SIGKILL
+            | libc::SIGSTOP
+            | libc::SIGILL
+            | libc::SIGFPE
+            | libc::SIGSEGV
+            | libc::SIGBUS
+            | libc::SIGSYS
+            | libc::SIGTRAP
+            | libc::SIGABRT
+    )
+}
+
+pub fn forwarded_signals() -> Vec<i32> {
+    let realtime = libc::SIGRTMIN()..=libc::SIGRTMAX();
+    (1..32).filter(|&s| forwarded(s)).chain(realtime).collect()
+}
+
+/// Installs the handlers and starts the thread that reports each signal.
+pub fn start(report: impl Fn(i32) + Send + 'static) -> std::io::Result<()> {
+    let mut signals = Signals::new(forwarded_signals())?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            for sig in signals.forever() {
+                report(sig);
+            }
+        })
+        .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::signal;
+
+    #[test]
+    fn core_numbers_match_libc() {
+        assert_eq!(signal::SIGTERM, libc::SIGTERM);
+        assert_eq!(signal::SIGINT, libc::SIGINT);
+        assert_eq!(signal::SIGQUIT, libc::SIGQUIT);
+        assert_eq!(signal::SIGKILL, libc::SIGKILL);
+        assert_eq!(signal::SIGHUP, libc::SIGHUP);
+        assert_eq!(signal::SIGUSR1, libc::SIGUSR1);
+        assert_eq!(signal::SIGUSR2, libc::SIGUSR2);
+        assert_eq!(signal::parse("WINCH"), Some(libc::SIGWINCH));
+        assert_eq!(signal::parse("PWR"), Some(libc::SIGPWR));
+    }
+
+    #[test]
+    fn forwards_the_usual_ones() {
+        let f = forwarded_signals();
+        for s in [
+            libc::SIGTERM,
+            libc::SIGINT,
+            libc::SIGQUIT,
+            libc::SIGHUP,
+            libc::SIGUSR1,
+            libc::SIGUSR2,
+            libc::SIGWINCH,
+        ] {
+            assert!(f.contains(&s), "{s}");
+        }
+        assert!(!f.contains(&libc::SIGCHLD));
+    }
+}

@@ -1,0 +1,263 @@
+//! Starting a process: everything is prepared before the fork (argv, envp,
+//! the resolved executable, stdio pipes), the fork and exec happen in
+//! `sys::fork_exec`, and the result says whether exec succeeded. Nobody
+//! here waits for the child: the reaper reaps every process, including one
+//! whose exec failed.
+
+use std::ffi::{c_char, CString, OsStr, OsString};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use super::sys::{self, ChildFailure, ChildSetup, ChildStep, ForkResult};
+use crate::config::Identity;
+
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Group {
+    /// setsid: own session and process group (services, probes).
+    NewSession,
+    /// Own process group in rinit's session, and the terminal's
+    /// foreground group when stdin is a terminal (the main command).
+    Foreground,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stdio {
+    Inherit,
+    /// stdout and stderr go to pipes that the caller relays.
+    Pipes,
+    /// stdout to /dev/null, stderr inherited (probes).
+    QuietStdout,
+}
+
+pub struct Launch<'a> {
+    pub argv: &'a [OsString],
+    /// `KEY=VALUE` entries, byte for byte.
+    pub env: &'a [OsString],
+    pub workdir: Option<&'a Path>,
+    pub identity: Option<&'a Identity>,
+    pub group: Group,
+    pub stdio: Stdio,
+    pub keep_fds: &'a [RawFd],
+}
+
+pub struct Started {
+    pub pid: i32,
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
+}
+
+pub enum Outcome {
+    Started(Started),
+    /// The child was forked but could not exec; it exits with `code` and
+    /// the reaper will reap it.
+    ExecFailed {
+        pid: i32,
+        code: i32,
+        error: String,
+    },
+    /// Nothing was forked.
+    NotStarted {
+        code: i32,
+        error: String,
+    },
+}
+
+pub fn spawn(l: &Launch) -> Outcome {
+    let Some(program) = l.argv.first() else {
+        return not_started(127, "empty command".into());
+    };
+    let path = match resolve(program, l.env) {
+        Ok(p) => p,
+        Err((code, why)) => {
+            return not_started(code, format!("{}: {why}", program.to_string_lossy()))
+        }
+    };
+    let (Some(path), Some(argv), Some(envp)) =
+        (cstring(path.as_os_str()), cstrings(l.argv), cstrings(l.env))
+    else {
+        return not_started(126, "an argument or variable contains a NUL byte".into());
+    };
+    let workdir = match l.workdir.map(|w| cstring(w.as_os_str())) {
+        Some(None) => return not_started(126, "workdir contains a NUL byte".into()),
+        other => other.flatten(),
+    };
+    let (pipes, stdio) = match make_stdio(l.stdio) {
+        Ok(x) => x,
+        Err(e) => return not_started(126, format!("cannot create pipes: {e}")),
+    };
+    let argv_ptrs = pointers(&argv);
+    let envp_ptrs = pointers(&envp);
+    let groups: Vec<libc::gid_t> = l.identity.map(|i| i.groups.clone()).unwrap_or_default();
+    let setup = ChildSetup {
+        path: &path,
+        argv: &argv_ptrs,
+        envp: &envp_ptrs,
+        workdir: workdir.as_deref(),
+        identity: l.identity.map(|i| (i.uid, i.gid, groups.as_slice())),
+        new_session: l.group == Group::NewSession,
+        foreground: l.group == Group::Foreground && sys::isatty(0),
+        stdio,
+        keep_fds: l.keep_fds,
+    };
+    let result = sys::fork_exec(&setup);
+    let Pipes { out_rd, err_rd, .. } = pipes;
+    match result {
+        Ok(ForkResult::Started(pid)) => Outcome::Started(Started {
+            pid,
+            stdout: out_rd,
+            stderr: err_rd,
+        }),
+        Ok(ForkResult::Failed(pid, f)) => Outcome::ExecFailed {
+            pid,
+            code: if f.step == ChildStep::Exec && f.errno == libc::ENOENT {
+                127
+            } else {
+                126
+            },
+            error: describe_failure(program, l.workdir, f),
+        },
+        Err(e) => not_started(
+            126,
+            format!("fork failed: {}", std::io::Error::from_raw_os_error(e)),
+        ),
+    }
+}
+
+fn not_started(code: i32, error: String) -> Outcome {
+    Outcome::NotStarted { code, error }
+}
+
+fn describe_failure(program: &OsStr, workdir: Option<&Path>, f: ChildFailure) -> String {
+    let err = std::io::Error::from_raw_os_error(f.errno);
+    let name = program.to_string_lossy();
+    match f.step {
+        ChildStep::Exec => format!("cannot execute {name}: {err}"),
+        ChildStep::Workdir => format!(
+            "cannot enter workdir {}: {err}",
+            workdir.map(|w| w.display().to_string()).unwrap_or_default()
+        ),
+        ChildStep::Groups | ChildStep::Gid | ChildStep::Uid => {
+            format!("cannot switch user for {name} ({:?}): {err}", f.step)
+        }
+        ChildStep::Session | ChildStep::Stdio => {
+            format!("cannot set up {name} ({:?}): {err}", f.step)
+        }
+    }
+}
+
+/// execvp's search, done before the fork: a name with a slash is used as
+/// is; otherwise the first executable file of that name on the child's
+/// PATH. Err((127, ..)) when there is none, (126, ..) when only
+/// non-executable files were found.
+pub fn resolve(program: &OsStr, env: &[OsString]) -> Result<PathBuf, (i32, &'static str)> {
+    if program.is_empty() {
+        return Err((127, "empty command name"));
+    }
+    if program.as_bytes().contains(&b'/') {
+        return Ok(PathBuf::from(program));
+    }
+    let path_var = env
+        .iter()
+        .find_map(|e| e.as_bytes().strip_prefix(b"PATH="))
+        .map(OsStr::from_bytes)
+        .unwrap_or(OsStr::new(DEFAULT_PATH));
+    let mut saw_non_executable = false;
+    for dir in std::env::split_paths(path_var) {
+        let dir = if dir.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            dir
+        };
+        let candidate = dir.join(program);
+        match std::fs::metadata(&candidate) {
+            Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => return Ok(candidate),
+            Ok(_) => saw_non_executable = true,
+            Err(_) => {}
+        }
+    }
+    if saw_non_executable {
+        Err((126, "permission denied (not executable)"))
+    } else {
+        Err((127, "command not found"))
+    }
+}
+
+struct Pipes {
+    out_rd: Option<OwnedFd>,
+    err_rd: Option<OwnedFd>,
+    _keep: Vec<OwnedFd>,
+}
+
+/// Pipes (or /dev/null) for the child's stdio; write ends are closed when
+/// `Pipes` is dropped after the fork.
+fn make_stdio(mode: Stdio) -> std::io::Result<(Pipes, [RawFd; 3])> {
+    let mut pipes = Pipes {
+        out_rd: None,
+        err_rd: None,
+        _keep: Vec::new(),
+    };
+    let mut stdio = [-1; 3];
+    match mode {
+        Stdio::Inherit => {}
+        Stdio::Pipes => {
+            let (or, ow) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+            let (er, ew) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+            stdio[1] = ow.as_raw_fd();
+            stdio[2] = ew.as_raw_fd();
+            pipes.out_rd = Some(or);
+            pipes.err_rd = Some(er);
+            pipes._keep = vec![ow, ew];
+        }
+        Stdio::QuietStdout => {
+            let null = std::fs::OpenOptions::new().write(true).open("/dev/null")?;
+            let fd: OwnedFd = null.into();
+            stdio[1] = fd.as_raw_fd();
+            pipes._keep = vec![fd];
+        }
+    }
+    Ok((pipes, stdio))
+}
+
+fn cstring(s: &OsStr) -> Option<CString> {
+    CString::new(s.as_bytes()).ok()
+}
+
+fn cstrings(items: &[OsString]) -> Option<Vec<CString>> {
+    items
+        .iter()
+        .map(|s| CString::new(s.clone().into_vec()).ok())
+        .collect()
+}
+
+fn pointers(items: &[CString]) -> Vec<*const c_char> {
+    items
+        .iter()
+        .map(|c| c.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_like_execvp() {
+        let env = vec![OsString::from("PATH=/nonexistent:/bin:/usr/bin")];
+        assert!(resolve(OsStr::new("sh"), &env).is_ok());
+        assert_eq!(
+            resolve(OsStr::new("no-such-cmd-xyz"), &env),
+            Err((127, "command not found"))
+        );
+        assert_eq!(resolve(OsStr::new("./x"), &env), Ok(PathBuf::from("./x")));
+        let env = vec![OsString::from("PATH=/etc")];
+        assert_eq!(
+            resolve(OsStr::new("passwd"), &env).map_err(|e| e.0),
+            Err(126)
+        );
+    }
+}

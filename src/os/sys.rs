@@ -1,0 +1,335 @@
+//! Every `unsafe` block of rinit lives here: raw syscalls that neither std
+//! nor nix offer in the shape PID 1 needs, above all the code that runs in
+//! a forked child before exec. Each block says why it is sound.
+//!
+//! Invariant for the child path: between fork and exec only async-signal
+//! safe calls happen, on memory prepared before the fork (no allocation,
+//! no locks, no name lookups).
+
+use std::ffi::{c_char, CStr};
+use std::os::fd::RawFd;
+
+pub type Pid = libc::pid_t;
+
+/// The last OS error number, for matching on values (never on strings).
+pub fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+/// What the child must do between fork and exec. All pointers point into
+/// memory the parent keeps alive until `fork_exec` returns.
+pub struct ChildSetup<'a> {
+    pub path: &'a CStr,
+    /// NULL-terminated.
+    pub argv: &'a [*const c_char],
+    /// NULL-terminated.
+    pub envp: &'a [*const c_char],
+    pub workdir: Option<&'a CStr>,
+    pub identity: Option<(u32, u32, &'a [libc::gid_t])>,
+    /// A new session (services) or only a new process group (the main
+    /// command, which keeps the terminal).
+    pub new_session: bool,
+    /// Make the child's group the terminal's foreground group (stdin).
+    pub foreground: bool,
+    /// Fds to dup onto 0, 1, 2; -1 keeps rinit's.
+    pub stdio: [RawFd; 3],
+    /// Inherited fds that this child keeps across exec.
+    pub keep_fds: &'a [RawFd],
+}
+
+/// Why a child could not exec: the step that failed and its errno.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChildFailure {
+    pub step: ChildStep,
+    pub errno: i32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChildStep {
+    Session,
+    Stdio,
+    Workdir,
+    Groups,
+    Gid,
+    Uid,
+    Exec,
+}
+
+const STEPS: [ChildStep; 7] = [
+    ChildStep::Session,
+    ChildStep::Stdio,
+    ChildStep::Workdir,
+    ChildStep::Groups,
+    ChildStep::Gid,
+    ChildStep::Uid,
+    ChildStep::Exec,
+];
+
+pub enum ForkResult {
+    /// Exec succeeded.
+    Started(Pid),
+    /// The child exists (and exits with 126 or 127) but could not exec.
+    Failed(Pid, ChildFailure),
+}
+
+/// Forks and execs. Errors: pipe or fork failed (errno), no child exists.
+pub fn fork_exec(setup: &ChildSetup) -> Result<ForkResult, i32> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: `fds` is a valid array of two ints for pipe2 to fill.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(errno());
+    }
+    let (rd, wr) = (fds[0], fds[1]);
+    let old = block_all_signals();
+    // SAFETY: fork has no memory-safety preconditions; the child only runs
+    // `child_after_fork`, which keeps to async-signal-safe calls.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        child_after_fork(setup, wr);
+    }
+    let fork_errno = errno();
+    restore_signal_mask(&old);
+    close(wr);
+    if pid < 0 {
+        close(rd);
+        return Err(fork_errno);
+    }
+    let report = read_failure(rd);
+    close(rd);
+    Ok(match report {
+        Some(f) => ForkResult::Failed(pid, f),
+        None => ForkResult::Started(pid),
+    })
+}
+
+/// Reads the child's failure report; EOF without data means exec worked.
+fn read_failure(rd: RawFd) -> Option<ChildFailure> {
+    let mut buf = [0u8; 5];
+    let mut got = 0;
+    while got < buf.len() {
+        // SAFETY: writing at most `buf.len() - got` bytes into `buf[got..]`.
+        let n = unsafe { libc::read(rd, buf[got..].as_mut_ptr().cast(), buf.len() - got) };
+        if n == 0 {
+            break;
+        }
+        if n < 0 {
+            if errno() == libc::EINTR {
+                continue;
+            }
+            break;
+        }
+        got += n as usize;
+    }
+    if got < buf.len() {
+        return None;
+    }
+    let errno = i32::from_ne_bytes([buf[1], buf[2], buf[3], buf[4]]);
+    let step = STEPS
+        .get(buf[0] as usize)
+        .copied()
+        .unwrap_or(ChildStep::Exec);
+    Some(ChildFailure { step, errno })
+}
+
+/// Runs in the forked child: never returns.
+fn child_after_fork(s: &ChildSetup, report: RawFd) -> ! {
+    let fail = |step: ChildStep| -> ! {
+        let e = errno();
+        let mut msg = [0u8; 5];
+        msg[0] = STEPS.iter().position(|x| *x == step).unwrap_or(0) as u8;
+        msg[1..].copy_from_slice(&e.to_ne_bytes());
+        let code = if step == ChildStep::Exec && e == libc::ENOENT {
+            127
+        } else {
+            126
+        };
+        // SAFETY: write and _exit are async-signal-safe; msg is a local.
+        unsafe {
+            libc::write(report, msg.as_ptr().cast(), msg.len());
+            libc::_exit(code)
+        }
+    };
+    // SAFETY: all calls below are async-signal-safe syscalls on values
+    // prepared before the fork; pointers are valid NUL-terminated data
+    // owned by the parent's stack frame, which the child's copy shares.
+    unsafe {
+        let ok = if s.new_session {
+            libc::setsid() >= 0
+        } else {
+            libc::setpgid(0, 0) == 0
+        };
+        if !ok {
+            fail(ChildStep::Session);
+        }
+        if s.foreground {
+            // Signals are still blocked, so SIGTTOU cannot stop us here.
+            libc::tcsetpgrp(0, libc::getpid());
+        }
+        for (target, &fd) in s.stdio.iter().enumerate() {
+            if fd >= 0 && libc::dup2(fd, target as libc::c_int) < 0 {
+                fail(ChildStep::Stdio);
+            }
+        }
+        for &fd in s.keep_fds {
+            libc::fcntl(fd, libc::F_SETFD, 0);
+        }
+        if let Some(dir) = s.workdir {
+            if libc::chdir(dir.as_ptr()) != 0 {
+                fail(ChildStep::Workdir);
+            }
+        }
+        if let Some((uid, gid, groups)) = s.identity {
+            // Raw syscalls: per-thread is right in a single-threaded child,
+            // and libc wrappers may try to synchronise threads that the
+            // fork left behind.
+            if libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) != 0 {
+                fail(ChildStep::Groups);
+            }
+            if libc::syscall(libc::SYS_setgid, gid) != 0 {
+                fail(ChildStep::Gid);
+            }
+            if libc::syscall(libc::SYS_setuid, uid) != 0 {
+                fail(ChildStep::Uid);
+            }
+        }
+        reset_dispositions();
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+        libc::execve(s.path.as_ptr(), s.argv.as_ptr(), s.envp.as_ptr());
+    }
+    fail(ChildStep::Exec)
+}
+
+/// Every signal back to SIG_DFL (what an exec'd program expects).
+fn reset_dispositions() {
+    for sig in 1..65 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: resetting a disposition to SIG_DFL is always sound;
+        // invalid numbers just return EINVAL.
+        unsafe {
+            libc::signal(sig, libc::SIG_DFL);
+        }
+    }
+}
+
+fn block_all_signals() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data; sigfillset and pthread_sigmask only
+    // write to the sets we pass.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        old
+    }
+}
+
+fn restore_signal_mask(old: &libc::sigset_t) {
+    // SAFETY: `old` is a mask returned by pthread_sigmask.
+    unsafe {
+        libc::pthread_sigmask(libc::SIG_SETMASK, old, std::ptr::null_mut());
+    }
+}
+
+/// Startup hygiene for rinit itself: whatever its parent left blocked or
+/// ignored must not blind it. Unblocks everything; SIGCHLD back to
+/// default (ignored SIGCHLD would make the kernel discard exit statuses);
+/// SIGTTIN/SIGTTOU ignored so a background rinit is never stopped by the
+/// terminal it handed to its child.
+pub fn reset_own_signals() {
+    // SAFETY: plain signal-mask and disposition changes, made before any
+    // thread exists.
+    unsafe {
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+        libc::signal(libc::SIGCHLD, libc::SIG_DFL);
+        libc::signal(libc::SIGTTIN, libc::SIG_IGN);
+        libc::signal(libc::SIGTTOU, libc::SIG_IGN);
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+}
+
+/// Blocking wait for any child. Ok((pid, raw status)), or Err(errno).
+pub fn wait_any() -> Result<(Pid, i32), i32> {
+    let mut status = 0;
+    // SAFETY: `status` is a valid int for waitpid to fill.
+    let pid = unsafe { libc::waitpid(-1, &mut status, 0) };
+    if pid < 0 {
+        Err(errno())
+    } else {
+        Ok((pid, status))
+    }
+}
+
+/// Decodes a wait status: Ok(exit code) or Err(signal).
+pub fn decode_status(status: i32) -> Result<i32, i32> {
+    if libc::WIFSIGNALED(status) {
+        Err(libc::WTERMSIG(status))
+    } else {
+        Ok(libc::WEXITSTATUS(status))
+    }
+}
+
+/// kill(2); ESRCH and friends are returned, never fatal.
+pub fn kill(pid: Pid, sig: i32) -> Result<(), i32> {
+    // SAFETY: kill has no memory-safety preconditions.
+    if unsafe { libc::kill(pid, sig) } == 0 {
+        Ok(())
+    } else {
+        Err(errno())
+    }
+}
+
+pub fn set_child_subreaper() -> Result<(), i32> {
+    // SAFETY: PR_SET_CHILD_SUBREAPER takes an integer argument only.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } == 0 {
+        Ok(())
+    } else {
+        Err(errno())
+    }
+}
+
+pub fn isatty(fd: RawFd) -> bool {
+    // SAFETY: isatty only inspects the descriptor.
+    unsafe { libc::isatty(fd) == 1 }
+}
+
+pub fn set_cloexec(fd: RawFd) -> bool {
+    // SAFETY: fcntl on an integer fd; a bad fd returns EBADF.
+    unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) == 0 }
+}
+
+pub fn fd_is_open(fd: RawFd) -> bool {
+    // SAFETY: F_GETFD only queries the descriptor.
+    unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
+}
+
+pub fn close(fd: RawFd) {
+    // SAFETY: closing an fd this module owns (or was told to drop).
+    unsafe {
+        libc::close(fd);
+    }
+}
+
+/// Last-resort exit that runs no destructors and takes no locks.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit is always sound.
+    unsafe { libc::_exit(code) }
+}
+
+/// Writes a message straight to fd 2, for the panic hook (no locks).
+pub fn write_stderr_raw(msg: &[u8]) {
+    // SAFETY: writing our own buffer to fd 2.
+    unsafe {
+        libc::write(2, msg.as_ptr().cast(), msg.len());
+    }
+}
+
+pub fn euid() -> u32 {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() }
+}

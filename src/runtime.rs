@@ -1,0 +1,428 @@
+//! The loop that joins the pure core to the OS: it feeds the supervisor
+//! the reaper's exits, caught signals and probe results, carries out the
+//! actions it answers with, and sleeps until the next event or deadline.
+//! With nothing timed it blocks in `recv()`: an idle rinit never wakes.
+
+use std::collections::VecDeque;
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStringExt;
+use std::path::PathBuf;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::config::{Config, Output, ReadyCheck};
+use crate::core::types::{Action, Event, RunPolicy, Who};
+use crate::core::{Level, Supervisor};
+use crate::os::reaper::{self, Reaped, SpawnCounter};
+use crate::os::spawn::{self, Group, Launch, Outcome, Stdio};
+use crate::os::{procs, signals, sys};
+use crate::output::{self, Relays, Stream};
+
+/// The default cap on a shutdown (SPEC: `--grace`, `shutdown.timeout`).
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(9);
+
+pub struct RunSpec {
+    pub config: Option<Config>,
+    pub command: Vec<OsString>,
+    pub grace: Option<Duration>,
+    pub health: Option<Box<dyn Fn(crate::core::snapshot::Snapshot)>>,
+    /// Fds rinit inherited (already close-on-exec): the main command keeps
+    /// them, rinit closes them once it no longer needs them.
+    pub inherited_fds: Vec<i32>,
+}
+
+enum Msg {
+    Reaped(Reaped),
+    Signal(i32),
+    Probe {
+        service: usize,
+        generation: u64,
+        ok: bool,
+    },
+}
+
+struct Shell {
+    spec: RunSpec,
+    env: Vec<OsString>,
+    cwd: PathBuf,
+    counter: Arc<SpawnCounter>,
+    relays: Arc<Relays>,
+    tx: Sender<Msg>,
+    chdir_done: bool,
+}
+
+/// Runs until the supervisor decides to exit; returns the exit status.
+pub fn run(spec: RunSpec) -> i32 {
+    let (tx, rx) = mpsc::channel();
+    let counter = Arc::new(SpawnCounter::default());
+    if let Err(e) = start_threads(&tx, &counter) {
+        log::error!("cannot start: {e}");
+        return 2;
+    }
+    let mut sup = Supervisor::new(policies(&spec), run_policy(&spec));
+    let mut shell = Shell {
+        env: std::env::vars_os()
+            .map(|(k, v)| {
+                let mut kv = k.into_vec();
+                kv.push(b'=');
+                kv.extend(v.into_vec());
+                OsString::from_vec(kv)
+            })
+            .collect(),
+        cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),
+        spec,
+        counter,
+        relays: Arc::new(Relays::default()),
+        tx,
+        chdir_done: false,
+    };
+    if shell.spec.command.is_empty() {
+        // Only a main command inherits rinit's extra fds.
+        shell.close_inherited();
+    }
+    let code = event_loop(&mut sup, &mut shell, &rx);
+    shell.relays.drain(Duration::from_secs(1));
+    code
+}
+
+fn start_threads(tx: &Sender<Msg>, counter: &Arc<SpawnCounter>) -> std::io::Result<()> {
+    let t = tx.clone();
+    reaper::start(Arc::clone(counter), move |r| {
+        let _ = t.send(Msg::Reaped(r));
+    })?;
+    let t = tx.clone();
+    signals::start(move |sig| {
+        let _ = t.send(Msg::Signal(sig));
+    })
+}
+
+fn policies(spec: &RunSpec) -> Vec<crate::core::types::ServicePolicy> {
+    spec.config
+        .as_ref()
+        .map(|c| c.services.iter().map(|s| s.policy.clone()).collect())
+        .unwrap_or_default()
+}
+
+fn run_policy(spec: &RunSpec) -> RunPolicy {
+    let has_main = !spec.command.is_empty();
+    let mut policy = match &spec.config {
+        Some(c) => c.run_policy(has_main),
+        None => RunPolicy {
+            drain: Duration::ZERO,
+            timeout: DEFAULT_GRACE,
+            has_main,
+            main_stop_timeout: DEFAULT_GRACE,
+            waves: Vec::new(),
+        },
+    };
+    if let Some(g) = spec.grace {
+        policy.timeout = g;
+    }
+    if policy.waves.is_empty() {
+        // Single-command mode: the main command gets the whole grace period.
+        policy.main_stop_timeout = policy.timeout;
+    }
+    policy
+}
+
+fn event_loop(sup: &mut Supervisor, shell: &mut Shell, rx: &Receiver<Msg>) -> i32 {
+    let mut pending = VecDeque::from([Event::Tick]);
+    loop {
+        while let Some(event) = pending.pop_front() {
+            let actions = sup.on_event(Instant::now(), event);
+            write_notes(sup);
+            for action in actions {
+                if let Some(code) = shell.execute(action, &mut pending) {
+                    write_notes(sup);
+                    return code;
+                }
+            }
+        }
+        if let Some(h) = &shell.spec.health {
+            h(sup.snapshot());
+        }
+        if let Some(event) = shell.wait(sup.next_deadline(), rx) {
+            pending.push_back(event);
+        }
+    }
+}
+
+fn write_notes(sup: &mut Supervisor) {
+    for n in sup.take_notes() {
+        match n.level {
+            Level::Error => log::error!("{}", n.text),
+            Level::Warn => log::warn!("{}", n.text),
+            Level::Info => log::info!("{}", n.text),
+            Level::Debug => log::debug!("{}", n.text),
+        }
+    }
+}
+
+impl Shell {
+    /// Blocks for the next message, or until `deadline` (then a Tick).
+    fn wait(&self, deadline: Option<Instant>, rx: &Receiver<Msg>) -> Option<Event> {
+        let msg = match deadline {
+            None => rx.recv().ok(),
+            Some(d) => match rx.recv_timeout(d.saturating_duration_since(Instant::now())) {
+                Ok(m) => Some(m),
+                Err(RecvTimeoutError::Timeout) => return Some(Event::Tick),
+                Err(RecvTimeoutError::Disconnected) => None,
+            },
+        };
+        let Some(msg) = msg else {
+            // Cannot happen while `self.tx` lives; never spin if it does.
+            log::error!("event channel closed");
+            return Some(Event::Tick);
+        };
+        match msg {
+            Msg::Reaped(Reaped::Exit { pid, status }) => Some(Event::Exited { pid, status }),
+            // A report from before the latest spawn is stale.
+            Msg::Reaped(Reaped::NoChildren { spawns }) => {
+                (spawns == self.counter.current()).then_some(Event::NoChildren)
+            }
+            Msg::Signal(sig) => Some(Event::Signal(sig)),
+            Msg::Probe {
+                service,
+                generation,
+                ok,
+            } => Some(Event::ProbeResult {
+                service,
+                generation,
+                ok,
+            }),
+        }
+    }
+
+    /// Carries out one action; events it causes go to `pending`.
+    fn execute(&mut self, action: Action, pending: &mut VecDeque<Event>) -> Option<i32> {
+        match action {
+            Action::Spawn(who) => pending.push_back(self.spawn(who)),
+            Action::Probe {
+                service,
+                generation,
+            } => self.start_probe(service, generation),
+            Action::SignalGroup { pgid, signal } => {
+                if pgid > 0 && sys::kill(-pgid, signal) == Err(libc::ESRCH) {
+                    let _ = sys::kill(pgid, signal);
+                }
+            }
+            Action::SignalAll(sig) => {
+                let n = procs::signal_all(sig);
+                log::debug!(
+                    "sent {} to {n} leftover process(es)",
+                    crate::core::signal::name(sig)
+                );
+            }
+            Action::Exit(code) => return Some(code),
+        }
+        None
+    }
+
+    fn spawn(&mut self, who: Who) -> Event {
+        let outcome = self.launch(who);
+        let event = match outcome {
+            Outcome::Started(started) => {
+                self.counter.bump();
+                if let Who::Service(i) = who {
+                    self.relay(i, started.stdout, started.stderr);
+                }
+                Event::Spawned {
+                    who,
+                    pid: started.pid,
+                }
+            }
+            Outcome::ExecFailed { pid, code, error } => {
+                self.counter.bump();
+                log::error!("{}: {error} (exit {code})", self.name_of(who));
+                Event::SpawnFailed {
+                    who,
+                    pid: Some(pid),
+                    code,
+                }
+            }
+            Outcome::NotStarted { code, error } => {
+                log::error!("{}: {error} (exit {code})", self.name_of(who));
+                Event::SpawnFailed {
+                    who,
+                    pid: None,
+                    code,
+                }
+            }
+        };
+        if who == Who::Main {
+            self.close_inherited();
+        }
+        if !self.chdir_done {
+            // rinit must not keep the start directory's mount busy.
+            self.chdir_done = true;
+            if let Err(e) = std::env::set_current_dir("/") {
+                log::debug!("chdir /: {e}");
+            }
+        }
+        event
+    }
+
+    fn name_of(&self, who: Who) -> String {
+        let svc = |i: usize| {
+            self.spec
+                .config
+                .as_ref()
+                .and_then(|c| c.services.get(i))
+                .map_or_else(|| format!("service {i}"), |s| s.name.clone())
+        };
+        match who {
+            Who::Main => "main command".into(),
+            Who::Service(i) => svc(i),
+            Who::Probe(i) => format!("{} (readiness probe)", svc(i)),
+        }
+    }
+
+    fn launch(&self, who: Who) -> Outcome {
+        let no_fds: [i32; 0] = [];
+        let service = match who {
+            Who::Main => {
+                return spawn::spawn(&Launch {
+                    argv: &self.spec.command,
+                    env: &self.env,
+                    workdir: Some(&self.cwd),
+                    identity: None,
+                    group: Group::Foreground,
+                    stdio: Stdio::Inherit,
+                    keep_fds: &self.spec.inherited_fds,
+                })
+            }
+            Who::Service(i) | Who::Probe(i) => {
+                self.spec.config.as_ref().and_then(|c| c.services.get(i))
+            }
+        };
+        let Some(svc) = service else {
+            return Outcome::NotStarted {
+                code: 127,
+                error: "no such service".into(),
+            };
+        };
+        let argv: Vec<OsString> = match (who, &svc.ready) {
+            (Who::Probe(_), Some(ReadyCheck::Exec(argv))) => {
+                argv.iter().map(OsString::from).collect()
+            }
+            (Who::Probe(_), _) => {
+                return Outcome::NotStarted {
+                    code: 127,
+                    error: "no exec probe".into(),
+                }
+            }
+            _ => svc
+                .command
+                .to_argv()
+                .into_iter()
+                .map(OsString::from)
+                .collect(),
+        };
+        let env = merge_env(&self.env, &svc.env);
+        let stdio = match (who, svc.output) {
+            (Who::Probe(_), _) => Stdio::QuietStdout,
+            (_, Output::Prefix) => Stdio::Pipes,
+            (_, Output::Inherit) => Stdio::Inherit,
+        };
+        spawn::spawn(&Launch {
+            argv: &argv,
+            env: &env,
+            workdir: Some(svc.workdir.as_deref().unwrap_or(&self.cwd)),
+            identity: svc.user.as_ref(),
+            group: Group::NewSession,
+            stdio,
+            keep_fds: &no_fds,
+        })
+    }
+
+    fn relay(
+        &self,
+        i: usize,
+        out: Option<std::os::fd::OwnedFd>,
+        err: Option<std::os::fd::OwnedFd>,
+    ) {
+        let name = self.name_of(Who::Service(i));
+        if let Some(fd) = out {
+            output::relay(&self.relays, &name, fd, Stream::Stdout);
+        }
+        if let Some(fd) = err {
+            output::relay(&self.relays, &name, fd, Stream::Stderr);
+        }
+    }
+
+    fn start_probe(&self, service: usize, generation: u64) {
+        let Some(svc) = self
+            .spec
+            .config
+            .as_ref()
+            .and_then(|c| c.services.get(service))
+        else {
+            return;
+        };
+        let (Some(check), Some(policy)) = (svc.ready.clone(), svc.policy.probe) else {
+            return;
+        };
+        let tx = self.tx.clone();
+        crate::probes::start(check, policy.timeout, move |ok| {
+            let _ = tx.send(Msg::Probe {
+                service,
+                generation,
+                ok,
+            });
+        });
+    }
+
+    fn close_inherited(&mut self) {
+        for fd in self.spec.inherited_fds.drain(..) {
+            sys::close(fd);
+        }
+    }
+}
+
+/// rinit's environment with the service's variables set on top.
+fn merge_env(base: &[OsString], extra: &[(String, String)]) -> Vec<OsString> {
+    let mut env: Vec<OsString> = base
+        .iter()
+        .filter(|kv| {
+            let bytes = kv.as_encoded_bytes();
+            !extra
+                .iter()
+                .any(|(k, _)| bytes.starts_with(k.as_bytes()) && bytes.get(k.len()) == Some(&b'='))
+        })
+        .cloned()
+        .collect();
+    env.extend(
+        extra
+            .iter()
+            .map(|(k, v)| OsString::from(format!("{k}={v}"))),
+    );
+    env
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_env_overrides_and_adds() {
+        let base = vec![
+            OsString::from("A=1"),
+            OsString::from("AB=2"),
+            OsString::from("PATH=/bin"),
+        ];
+        let env = merge_env(
+            &base,
+            &[("A".into(), "x".into()), ("NEW".into(), "".into())],
+        );
+        assert_eq!(
+            env,
+            vec![
+                OsString::from("AB=2"),
+                OsString::from("PATH=/bin"),
+                OsString::from("A=x"),
+                OsString::from("NEW=")
+            ]
+        );
+    }
+}
