@@ -151,13 +151,14 @@ impl Service {
         };
     }
 
-    /// The shell reports the pid; without a probe that means ready.
+    /// The shell reports the pid; without a probe that means ready (a
+    /// oneshot is ready only once it exits with success).
     /// Returns true when the service became ready.
     pub fn spawned(&mut self, pid: i32, now: Instant) -> bool {
         let State::Starting { since, probe, .. } = &self.state else {
             return false;
         };
-        if probe.is_some() {
+        if probe.is_some() || self.policy.oneshot {
             let (since, probe) = (*since, probe.clone());
             self.state = State::Starting {
                 pid: Some(pid),
