@@ -172,7 +172,7 @@ fn run(args: cli::RunArgs, inherited_fds: Vec<i32>) -> i32 {
         usage_error("nothing to run: give a command or a config");
     }
     if let Some(c) = &cfg {
-        if let Err(e) = check_identities(c) {
+        if let Err(e) = check_identities(c).and_then(|()| check_shell(c)) {
             write_err(&format!("rinit: {e}\n"));
             return 2;
         }
@@ -216,6 +216,25 @@ fn run(args: cli::RunArgs, inherited_fds: Vec<i32>) -> i32 {
         health,
         inherited_fds,
     })
+}
+
+/// A string command runs under /bin/sh: refuse to start when the image
+/// has none, rather than crash-looping every such service.
+fn check_shell(cfg: &config::Config) -> Result<(), String> {
+    let shell_users: Vec<&str> = cfg
+        .services
+        .iter()
+        .filter(|s| matches!(s.command, config::CommandLine::Shell(_)))
+        .map(|s| s.name.as_str())
+        .collect();
+    if shell_users.is_empty() || Path::new("/bin/sh").exists() {
+        return Ok(());
+    }
+    Err(format!(
+        "{}: service(s) {} use a string command, which runs under /bin/sh, and this image has no /bin/sh; write the command as a list, e.g. [\"/app/server\", \"--port\", \"8080\"]",
+        cfg.path.display(),
+        shell_users.join(", ")
+    ))
 }
 
 /// SPEC section 8: `user:` needs the right to switch identities.

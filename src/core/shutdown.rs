@@ -68,10 +68,10 @@ impl Supervisor {
         self.note(
             Level::Info,
             format!(
-                "shutting down ({}), drain {:?}, cap {:?}",
+                "shutting down ({}), drain {}, cap {}",
                 describe(cause),
-                self.run.drain,
-                self.run.timeout
+                humantime::format_duration(self.run.drain),
+                humantime::format_duration(self.run.timeout)
             ),
         );
         for i in 0..self.services.len() {
