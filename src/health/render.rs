@@ -1,0 +1,303 @@
+//! Bodies of the HTTP endpoints, rendered from one snapshot: JSON for
+//! `/healthz`, `/readyz` and `/status`, Prometheus text exposition format
+//! 0.0.4 for `/metrics`.
+//!
+//! Invariants: pure functions of a snapshot and a clock reading (no I/O, no
+//! locks); every string from the outside (service names) is escaped for the
+//! format it lands in; the pass/fail verdict of a check is the snapshot's own
+//! `healthy()`/`ready()`, never recomputed here.
+
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use crate::core::signal;
+use crate::core::snapshot::{Phase, ServiceView, Snapshot};
+use crate::core::types::ExitStatus;
+
+/// The two probe endpoints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Check {
+    /// `/healthz`: nothing failed, backing off or stopped; no shutdown.
+    Health,
+    /// `/readyz`: everything running or done; no shutdown.
+    Ready,
+}
+
+impl Check {
+    pub fn passes(self, snap: &Snapshot) -> bool {
+        match self {
+            Check::Health => snap.healthy(),
+            Check::Ready => snap.ready(),
+        }
+    }
+
+    /// Whether this service is one of the reasons the check fails.
+    pub fn blames(self, service: &ServiceView) -> bool {
+        match self {
+            Check::Health => matches!(
+                service.phase,
+                Phase::Failed | Phase::Backoff | Phase::Stopped
+            ),
+            Check::Ready => !matches!(service.phase, Phase::Running | Phase::Done),
+        }
+    }
+
+    fn failure_word(self) -> &'static str {
+        match self {
+            Check::Health => "unhealthy",
+            Check::Ready => "not_ready",
+        }
+    }
+}
+
+/// `(passes, body)` for `/healthz` or `/readyz`, e.g.
+/// `{"status":"unhealthy","shutting_down":false,"failing":[{"name":"web",
+/// "state":"backoff","last_exit":{"code":1}}]}`.
+pub fn check_json(check: Check, snap: &Snapshot) -> (bool, String) {
+    let ok = check.passes(snap);
+    let mut out = String::with_capacity(128);
+    out.push_str("{\"status\":");
+    push_json_str(&mut out, if ok { "ok" } else { check.failure_word() });
+    push_field_bool(&mut out, "shutting_down", snap.shutting_down);
+    out.push_str(",\"failing\":[");
+    let failing = snap.services.iter().filter(|s| check.blames(s));
+    for (i, service) in failing.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"name\":");
+        push_json_str(&mut out, &service.name);
+        out.push_str(",\"state\":");
+        push_json_str(&mut out, service.phase.as_str());
+        out.push_str(",\"last_exit\":");
+        push_exit(&mut out, service.last_exit);
+        out.push('}');
+    }
+    out.push_str("]}");
+    (ok, out)
+}
+
+/// The body of `/status`: every service, plus the run-wide counters.
+pub fn status_json(snap: &Snapshot, now: Instant) -> String {
+    let mut out = String::with_capacity(128 + 192 * snap.services.len());
+    out.push_str("{\"healthy\":");
+    push_bool(&mut out, snap.healthy());
+    push_field_bool(&mut out, "ready", snap.ready());
+    push_field_bool(&mut out, "shutting_down", snap.shutting_down);
+    out.push_str(",\"main_pid\":");
+    push_opt_int(&mut out, snap.main_pid.map(i64::from));
+    // Writing into a String cannot fail; the fmt::Result is always Ok.
+    let _ = write!(
+        out,
+        ",\"reaped_total\":{},\"orphans_reaped\":{},\"services\":[",
+        snap.reaped_total, snap.orphans_reaped
+    );
+    for (i, service) in snap.services.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_service(&mut out, service, now);
+    }
+    out.push_str("]}");
+    out
+}
+
+fn push_service(out: &mut String, s: &ServiceView, now: Instant) {
+    out.push_str("{\"name\":");
+    push_json_str(out, &s.name);
+    out.push_str(",\"state\":");
+    push_json_str(out, s.phase.as_str());
+    out.push_str(",\"pid\":");
+    push_opt_int(out, s.pid.map(i64::from));
+    let _ = write!(out, ",\"restarts\":{}", s.restarts);
+    out.push_str(",\"last_exit\":");
+    push_exit(out, s.last_exit);
+    out.push_str(",\"uptime_seconds\":");
+    match uptime(s, now) {
+        // Always finite and non-negative, so a valid JSON number.
+        Some(secs) => {
+            let _ = write!(out, "{secs:.3}");
+        }
+        None => out.push_str("null"),
+    }
+    push_field_bool(out, "critical", s.critical);
+    out.push('}');
+}
+
+/// Seconds since the live process was spawned; `None` without one.
+fn uptime(s: &ServiceView, now: Instant) -> Option<f64> {
+    let since = s.since?;
+    s.pid?;
+    Some(now.saturating_duration_since(since).as_secs_f64())
+}
+
+/// `{"code":N}`, `{"signal":"SIGKILL","number":9}` or `null`.
+fn push_exit(out: &mut String, exit: Option<ExitStatus>) {
+    match exit {
+        None => out.push_str("null"),
+        Some(ExitStatus::Code(c)) => {
+            let _ = write!(out, "{{\"code\":{c}}}");
+        }
+        Some(ExitStatus::Signal(n)) => {
+            out.push_str("{\"signal\":");
+            push_json_str(out, &signal::name(n));
+            let _ = write!(out, ",\"number\":{n}}}");
+        }
+    }
+}
+
+fn push_bool(out: &mut String, value: bool) {
+    out.push_str(if value { "true" } else { "false" });
+}
+
+fn push_field_bool(out: &mut String, key: &str, value: bool) {
+    out.push_str(",\"");
+    out.push_str(key);
+    out.push_str("\":");
+    push_bool(out, value);
+}
+
+fn push_opt_int(out: &mut String, value: Option<i64>) {
+    match value {
+        Some(v) => {
+            let _ = write!(out, "{v}");
+        }
+        None => out.push_str("null"),
+    }
+}
+
+/// A JSON string literal (RFC 8259): quotes, backslashes and every control
+/// character escaped; everything else is valid UTF-8 already.
+pub fn push_json_str(out: &mut String, s: &str) {
+    out.push('"');
+    for ch in s.chars() {
+        match ch {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if u32::from(c) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// The body of `/metrics`, text exposition format 0.0.4.
+pub fn metrics_text(snap: &Snapshot) -> String {
+    let mut out = String::with_capacity(1024 + 600 * snap.services.len());
+    family(
+        &mut out,
+        "rinit_service_up",
+        "gauge",
+        "1 when the service is in the running state, else 0.",
+    );
+    for s in &snap.services {
+        sample(
+            &mut out,
+            "rinit_service_up",
+            &s.name,
+            None,
+            s.phase == Phase::Running,
+        );
+    }
+    family(
+        &mut out,
+        "rinit_service_state",
+        "gauge",
+        "Current state of the service: 1 for the state it is in, 0 for the others.",
+    );
+    for s in &snap.services {
+        for phase in Phase::ALL {
+            let state = Some(phase.as_str());
+            sample(
+                &mut out,
+                "rinit_service_state",
+                &s.name,
+                state,
+                s.phase == phase,
+            );
+        }
+    }
+    family(
+        &mut out,
+        "rinit_service_restarts_total",
+        "counter",
+        "Restarts of the service since rinit started.",
+    );
+    for s in &snap.services {
+        out.push_str("rinit_service_restarts_total");
+        push_labels(&mut out, &s.name, None);
+        let _ = writeln!(out, " {}", s.restarts);
+    }
+    metrics_run_wide(&mut out, snap);
+    out
+}
+
+fn metrics_run_wide(out: &mut String, snap: &Snapshot) {
+    family(
+        out,
+        "rinit_zombies_reaped_total",
+        "counter",
+        "Processes reaped by rinit: its own children and adopted orphans.",
+    );
+    let _ = writeln!(out, "rinit_zombies_reaped_total {}", snap.reaped_total);
+    family(
+        out,
+        "rinit_orphans_reaped_total",
+        "counter",
+        "Reaped processes that rinit did not spawn itself.",
+    );
+    let _ = writeln!(out, "rinit_orphans_reaped_total {}", snap.orphans_reaped);
+    family(
+        out,
+        "rinit_shutting_down",
+        "gauge",
+        "1 while a shutdown is under way, else 0.",
+    );
+    let _ = writeln!(out, "rinit_shutting_down {}", u8::from(snap.shutting_down));
+}
+
+/// The HELP and TYPE lines of one family (help texts are constants with no
+/// backslash or newline, so they need no escaping).
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn sample(out: &mut String, name: &str, service: &str, state: Option<&str>, on: bool) {
+    out.push_str(name);
+    push_labels(out, service, state);
+    out.push_str(if on { " 1\n" } else { " 0\n" });
+}
+
+fn push_labels(out: &mut String, service: &str, state: Option<&str>) {
+    out.push_str("{service=\"");
+    push_label_value(out, service);
+    out.push('"');
+    if let Some(state) = state {
+        out.push_str(",state=\"");
+        push_label_value(out, state);
+        out.push('"');
+    }
+    out.push('}');
+}
+
+/// Label values: backslash, double quote and line feed are escaped.
+pub fn push_label_value(out: &mut String, value: &str) {
+    for ch in value.chars() {
+        match ch {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "render_tests.rs"]
+mod tests;
