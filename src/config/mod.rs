@@ -3,8 +3,12 @@
 //! Nothing here starts a process; `load` is pure apart from reading the
 //! config file and the image's /etc/passwd and /etc/group.
 
+mod graph;
 mod locate;
 mod raw;
+mod ready;
+#[cfg(test)]
+mod tests;
 pub mod users;
 mod validate;
 

@@ -1,0 +1,200 @@
+//! A service's `ready:` block: exactly one of `tcp: host:port`,
+//! `http: http://host[:port][/path]` or `exec: [argv]`, with `interval` and
+//! `timeout`. Turns it into the `ReadyCheck` the prober runs and the
+//! `ProbePolicy` the core schedules with; https is refused (the probe speaks
+//! plain HTTP inside the container).
+
+use std::time::Duration;
+
+use super::locate::Report;
+use super::raw::{RawReady, Scalar};
+use super::validate::positive;
+use super::ReadyCheck;
+use crate::core::types::{ProbeKind, ProbePolicy};
+
+/// A problem with a probe: the list item it is about (exec only), and a message.
+type ProbeError = (Option<usize>, String);
+
+/// The readiness check and its probe policy; `None` when there is a problem
+/// (reported here, or by the shape check when the probe kind is missing).
+pub fn ready(raw: &RawReady, name: &str, report: &mut Report) -> Option<(ReadyCheck, ProbePolicy)> {
+    let at = |key| ["services", name, "ready", key];
+    let second = Duration::from_secs(1);
+    let interval = positive(raw.interval.as_ref(), &at("interval"), report);
+    let timeout = positive(raw.timeout.as_ref(), &at("timeout"), report);
+    let (interval, timeout) = (interval.unwrap_or(second), timeout.unwrap_or(second));
+    // Exactly one of them is set, or the shape check reported it.
+    let (kind, check) = match (&raw.tcp, &raw.http, &raw.exec) {
+        (Some(Scalar(addr)), _, _) => {
+            let check = host_port(addr).map(|(host, port)| ReadyCheck::Tcp { host, port });
+            ("tcp", check)
+        }
+        (_, Some(Scalar(url)), _) => ("http", http_url(url)),
+        (_, _, Some(argv)) => ("exec", exec_probe(argv)),
+        _ => return None,
+    };
+    match check {
+        Ok(check) => {
+            let kind = match check {
+                ReadyCheck::Exec(_) => ProbeKind::Exec,
+                _ => ProbeKind::Network,
+            };
+            let probe = ProbePolicy {
+                kind,
+                interval,
+                timeout,
+            };
+            Some((check, probe))
+        }
+        Err((Some(item), message)) => {
+            report.at_item(&at(kind), item, message);
+            None
+        }
+        Err((None, message)) => {
+            report.at_value(&at(kind), message);
+            None
+        }
+    }
+}
+
+fn exec_probe(argv: &[Scalar]) -> Result<ReadyCheck, ProbeError> {
+    match argv.first() {
+        None => Err((
+            None,
+            "`exec` is an empty list; give the probe command as [program, args...]".into(),
+        )),
+        Some(Scalar(program)) if program.trim().is_empty() => Err((
+            Some(0),
+            "the probe program (first item of `exec`) is empty".into(),
+        )),
+        Some(_) => Ok(ReadyCheck::Exec(
+            argv.iter().map(|Scalar(a)| a.clone()).collect(),
+        )),
+    }
+}
+
+/// `host:port` or `[v6]:port`; the host is kept without brackets.
+fn host_port(text: &str) -> Result<(String, u16), ProbeError> {
+    let bad = |why: &str| Err((None, format!("`{text}` is not a host:port address: {why}")));
+    let (host, port) = match text.strip_prefix('[') {
+        Some(rest) => match rest.split_once("]:") {
+            Some(pair) => pair,
+            None => return bad("write an IPv6 address as [address]:port"),
+        },
+        None => match text.rsplit_once(':') {
+            Some((host, _)) if host.contains(':') => {
+                return bad("put an IPv6 address in brackets, like [::1]:8080")
+            }
+            Some(pair) => pair,
+            None => return bad("no port"),
+        },
+    };
+    let odd = |c: char| c.is_whitespace() || matches!(c, '/' | '@' | '[' | ']');
+    if host.is_empty() || host.chars().any(odd) {
+        return bad("no valid host");
+    }
+    match port.parse::<u16>() {
+        Ok(port) if port != 0 => Ok((host.to_string(), port)),
+        _ => bad("the port must be a number from 1 to 65535"),
+    }
+}
+
+/// `http://host[:port][/path][?query]`; the port defaults to 80, the path to `/`.
+fn http_url(url: &str) -> Result<ReadyCheck, ProbeError> {
+    let bad = |why: &str| Err((None, format!("`{url}` {why}")));
+    if url.starts_with("https://") {
+        return bad("uses https, which the http probe does not speak; probe a plain http port inside the container, or use an `exec` probe");
+    }
+    let Some(rest) = url.strip_prefix("http://") else {
+        return bad("is not an http URL; write it http://host[:port][/path]");
+    };
+    let rest = rest.split('#').next().unwrap_or_default();
+    let (authority, path) = match rest.find(['/', '?']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, "/"),
+    };
+    let path = match path.strip_prefix('?') {
+        Some(_) => format!("/{path}"),
+        None => path.to_string(),
+    };
+    if path.chars().any(char::is_whitespace) {
+        return bad("has spaces in its path; encode them as %20");
+    }
+    if authority.contains('@') {
+        return bad("has credentials, which the probe does not support");
+    }
+    let has_port = match authority.strip_prefix('[') {
+        Some(v6) => v6.contains("]:"),
+        None => authority.contains(':'),
+    };
+    let (host, port) = if has_port {
+        host_port(authority)?
+    } else {
+        match authority.trim_start_matches('[').trim_end_matches(']') {
+            "" => return bad("has no host"),
+            host => (host.to_string(), 80),
+        }
+    };
+    Ok(ReadyCheck::Http { host, port, path })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn http(host: &str, port: u16, path: &str) -> ReadyCheck {
+        ReadyCheck::Http {
+            host: host.into(),
+            port,
+            path: path.into(),
+        }
+    }
+
+    #[test]
+    fn parses_host_port() {
+        assert_eq!(host_port("127.0.0.1:5432"), Ok(("127.0.0.1".into(), 5432)));
+        assert_eq!(host_port("db:5432"), Ok(("db".into(), 5432)));
+        assert_eq!(host_port("[::1]:80"), Ok(("::1".into(), 80)));
+        for bad in [
+            "5432", ":80", "h:0", "h:70000", "h:x", "::1:80", "[::1]80", "a b:1",
+        ] {
+            assert!(host_port(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn parses_http_urls() {
+        let url = http_url("http://127.0.0.1:8080/ping");
+        assert_eq!(url, Ok(http("127.0.0.1", 8080, "/ping")));
+        assert_eq!(http_url("http://app"), Ok(http("app", 80, "/")));
+        assert_eq!(http_url("http://app?x=1"), Ok(http("app", 80, "/?x=1")));
+        assert_eq!(http_url("http://[::1]:81/a#f"), Ok(http("::1", 81, "/a")));
+        assert_eq!(http_url("http://[::1]/"), Ok(http("::1", 80, "/")));
+    }
+
+    #[test]
+    fn refuses_bad_urls() {
+        let https = http_url("https://app/").unwrap_err().1;
+        assert!(https.contains("uses https"), "{https}");
+        for bad in [
+            "app:80",
+            "http://",
+            "http://u@app/",
+            "http://app:0/",
+            "http://a/b c",
+        ] {
+            assert!(http_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn checks_exec_argv() {
+        let argv = |v: &[&str]| v.iter().map(|a| Scalar(a.to_string())).collect::<Vec<_>>();
+        assert_eq!(
+            exec_probe(&argv(&["pg_isready"])),
+            Ok(ReadyCheck::Exec(vec!["pg_isready".into()]))
+        );
+        assert_eq!(exec_probe(&argv(&[])).unwrap_err().0, None);
+        assert_eq!(exec_probe(&argv(&["", "x"])).unwrap_err().0, Some(0));
+    }
+}

@@ -1,0 +1,319 @@
+//! Whole-file validation tests: one case per error class, each checking
+//! the line, column, service and message of every error reported, and that
+//! all problems of a file come out in one run.
+
+use std::path::Path;
+
+use super::users::tests::FakeEtc;
+use super::{parse, ConfigError};
+
+/// Each error as `line:column service message`, `-` for no service.
+fn errors(text: &str, etc: &Path) -> Vec<String> {
+    let show = |e: &ConfigError| {
+        let service = e.service.as_deref().unwrap_or("-");
+        format!("{}:{} {service} {}", e.line, e.column, e.message)
+    };
+    match parse(Path::new("t.yaml"), text, etc) {
+        Ok(_) => Vec::new(),
+        Err(e) => e.errors.iter().map(show).collect(),
+    }
+}
+
+/// Asserts that `text` gives exactly the errors that start with `want`.
+#[track_caller]
+fn check(text: &str, want: &[&str]) {
+    let etc = FakeEtc::new("cases");
+    let got = errors(text, &etc.0);
+    let matches = got.len() == want.len() && got.iter().zip(want).all(|(g, w)| g.starts_with(w));
+    assert!(
+        matches,
+        "\n text: {text:?}\n  got: {got:#?}\n want: {want:#?}"
+    );
+}
+
+fn service(body: &str) -> String {
+    format!("services:\n  web:\n{body}")
+}
+
+#[test]
+fn yaml_syntax_errors_carry_their_location() {
+    check(
+        "services:\n  web: {command: [a\n",
+        &["3:1 - YAML syntax error: did not find expected ',' or ']'"],
+    );
+    check(
+        "a: b: c\n",
+        &["1:5 - YAML syntax error: mapping values are not allowed in this context"],
+    );
+    let duplicate = "services:\n  web:\n    command: x\n    oneshot: true\n    command: y\n";
+    check(
+        duplicate,
+        &["5:5 web YAML syntax error: services.web: duplicate entry with key \"command\""],
+    );
+}
+
+#[test]
+fn unknown_keys_get_a_hint_and_the_valid_keys() {
+    check(&service("    command: x\n    dependson: [a]\n"), &["4:5 web unknown key `dependson` (did you mean `depends_on`?); valid keys here: command, oneshot, depends_on,"]);
+    check(
+        "health: {listen: \"0.0.0.0:1\", port: 2}\n",
+        &["1:31 - unknown key `port`; valid keys here: listen"],
+    );
+    check(&service("    command: x\n    max_restarts: {count: 1, whithin: 1s}\n"), &["4:30 web unknown key `whithin` (did you mean `within`?); valid keys here: count, within"]);
+}
+
+#[test]
+fn unknown_keys_are_reported_wherever_they_are() {
+    let text = "helth: {}\nshutdown: {drian: 1s}\nservices:\n  web:\n    comand: x\n    ready: {tcp: \"h:1\", intervall: 1s}\n";
+    check(text, &[
+        "1:1 - unknown key `helth` (did you mean `health`?); valid keys here: health, shutdown, services",
+        "2:12 - unknown key `drian` (did you mean `drain`?); valid keys here: drain, timeout",
+        "5:5 web unknown key `comand` (did you mean `command`?); valid keys here: command, oneshot,",
+        "6:25 web unknown key `intervall` (did you mean `interval`?); valid keys here: tcp, http, exec, interval, timeout",
+    ]);
+}
+
+#[test]
+fn every_wrong_type_is_reported() {
+    let text = service("    command: [a]\n    oneshot: yes\n    critical: 1\n    backoff: {initial: [1]}\n    success_codes: x\n");
+    check(
+        &text,
+        &[
+            "4:14 web `oneshot`: invalid type: string \"yes\", expected a boolean",
+            "5:15 web `critical`: invalid type: integer `1`, expected a boolean",
+            "6:24 web `initial`: invalid type: sequence, expected a string",
+            "7:20 web `success_codes`: invalid type: string \"x\", expected a sequence",
+        ],
+    );
+}
+
+#[test]
+fn documents_services_and_sections_must_be_mappings() {
+    check("- a\n", &["1:1 - the config must be a mapping with `services` (and optionally `health`, `shutdown`), found a list"]);
+    check(
+        "services:\n  web:\n  db: [x]\n",
+        &[
+            "2:3 web the service has no settings; `command` is required",
+            "3:7 db a service must be a mapping of settings (`command`, ...), found a list",
+        ],
+    );
+    check("shutdown: 5s\nservices:\n  web: {command: x, ready: \"h:1\"}\n", &[
+        "1:11 - `shutdown` must be a mapping (keys: drain, timeout), found a string",
+        "3:28 web `ready` must be a mapping (keys: tcp, http, exec, interval, timeout), found a string",
+    ]);
+}
+
+#[test]
+fn wrong_types_point_at_the_value() {
+    check(
+        &service("    command: x\n    depends_on: db\n"),
+        &["4:17 web `depends_on`: invalid type: string \"db\", expected a sequence"],
+    );
+    check(&service("    command: {a: 1}\n"), &["3:14 web `command`: invalid type: map, expected a string (run by /bin/sh -c) or a list"]);
+    check(
+        "services: [a]\n",
+        &["1:11 - `services`: invalid type: sequence, expected a YAML mapping"],
+    );
+}
+
+#[test]
+fn bad_durations_and_signals() {
+    check(
+        &service("    command: x\n    stop_timeout: 5\n    stop_signal: SIGFOO\n"),
+        &[
+            "4:19 web `stop_timeout`: invalid duration `5` (time unit needed",
+            "5:18 web unknown signal `SIGFOO`; use a name like SIGTERM",
+        ],
+    );
+    check(
+        "shutdown:\n  drain: soon\n  timeout: 0s\n",
+        &[
+            "2:10 - `drain`: invalid duration `soon`",
+            "3:12 - `timeout` must be longer than 0s",
+        ],
+    );
+    check(
+        "shutdown: {drain: 10s}\n",
+        &["1:19 - `drain` (10s) must be shorter than `timeout` (9s)"],
+    );
+}
+
+#[test]
+fn empty_and_missing_commands() {
+    check(
+        &service("    command: \"  \"\n"),
+        &["3:14 web `command` is empty"],
+    );
+    check(
+        &service("    command: []\n"),
+        &["3:14 web `command` is an empty list"],
+    );
+    check(
+        &service("    command: [\"\", x]\n"),
+        &["3:15 web the program (first item of `command`) is empty"],
+    );
+    check(
+        &service("    oneshot: true\n"),
+        &["2:3 web `command` is required"],
+    );
+    check(
+        &service("    command:\n"),
+        &["3:5 web `command` is required"],
+    );
+}
+
+#[test]
+fn ready_needs_exactly_one_valid_probe() {
+    check(
+        &service("    command: x\n    ready: {interval: 1s}\n"),
+        &["4:5 web `ready` needs one of `tcp`, `http` or `exec`"],
+    );
+    check(
+        &service("    command: x\n    ready: {tcp: \"h:1\", http: \"http://h/\"}\n"),
+        &["4:25 web `ready` takes exactly one of `tcp`, `http` or `exec`, found `tcp` and `http`"],
+    );
+    check(&service("    command: x\n    ready: {tcp: \"localhost:99999\"}\n"), &["4:18 web `localhost:99999` is not a host:port address: the port must be a number from 1 to 65535"]);
+    check(
+        &service("    command: x\n    ready:\n      http: https://h/ping\n"),
+        &["5:13 web `https://h/ping` uses https"],
+    );
+    check(
+        &service("    command: x\n    ready: {http: \"h:80/ping\"}\n"),
+        &["4:19 web `h:80/ping` is not an http URL"],
+    );
+    check(
+        &service("    command: x\n    ready: {exec: []}\n"),
+        &["4:19 web `exec` is an empty list"],
+    );
+    check(
+        &service("    command: x\n    ready: {exec: [\"\"], interval: 0s}\n"),
+        &[
+            "4:20 web the probe program (first item of `exec`) is empty",
+            "4:35 web `interval` must be longer than 0s",
+        ],
+    );
+}
+
+#[test]
+fn a_badly_typed_probe_still_counts_as_given() {
+    let text = service("    command: x\n    ready:\n      exec: pg_isready\n");
+    check(
+        &text,
+        &["5:13 web `exec`: invalid type: string \"pg_isready\", expected a sequence"],
+    );
+}
+
+#[test]
+fn health_listen_must_be_ip_and_port() {
+    check(
+        "health:\n  listen: localhost:9090\n",
+        &["2:11 - `listen` must be IP:port with a port from 1 to 65535"],
+    );
+    check(
+        "health: {listen: \"0.0.0.0:0\"}\n",
+        &["1:18 - `listen` must be IP:port"],
+    );
+    check("health: {listen: \"[::]:9090\"}\n", &[]);
+}
+
+#[test]
+fn words_with_a_fixed_set_of_values() {
+    check(&service("    command: x\n    restart: on_failure\n    output: pretty\n"), &[
+        "4:14 web unknown `restart` value `on_failure` (did you mean `on-failure`?); valid values: always, on-failure, never",
+        "5:13 web unknown `output` value `pretty`; valid values: prefix, inherit",
+    ]);
+    check(
+        &service(
+            "    command: x\n    oneshot: true\n    restart: always\n    ready: {tcp: \"h:1\"}\n",
+        ),
+        &[
+            "5:14 web a oneshot cannot use `restart: always`",
+            "6:5 web a oneshot is ready when it exits with a success code",
+        ],
+    );
+}
+
+#[test]
+fn restart_limits() {
+    check(
+        &service("    command: x\n    max_restarts: {count: -1, within: 0s}\n"),
+        &[
+            "4:27 web `count` must be a number from 0 to 4294967295, found -1",
+            "4:39 web `within` must be longer than 0s",
+        ],
+    );
+    check(
+        &service("    command: x\n    backoff: {initial: 1m}\n"),
+        &["4:24 web backoff `initial` (1m) is longer than `max` (30s)"],
+    );
+    check(
+        &service("    command: x\n    backoff: {max: 10ms}\n"),
+        &["4:20 web backoff `initial` (100ms) is longer than `max` (10ms)"],
+    );
+    check(
+        &service("    command: x\n    success_codes: [0, 256, -1]\n"),
+        &[
+            "4:24 web exit code 256 is out of range (0 to 255)",
+            "4:29 web exit code -1 is out of range (0 to 255)",
+        ],
+    );
+    check(
+        &service("    command: x\n    success_codes: []\n"),
+        &["4:20 web `success_codes` is empty"],
+    );
+}
+
+#[test]
+fn users_workdirs_and_env() {
+    check(
+        &service("    command: x\n    user: nobody\n"),
+        &["4:11 web user `nobody` is not in"],
+    );
+    check(
+        &service("    command: x\n    user: app:wheel\n"),
+        &["4:11 web group `wheel` is not in"],
+    );
+    check(
+        &service("    command: x\n    user: \"1234:1234\"\n    workdir: data\n"),
+        &["5:14 web `workdir` must be an absolute path, found `data`"],
+    );
+    check(
+        &service("    command: x\n    env: {\"A=B\": 1}\n"),
+        &["4:11 web `A=B` is not a valid variable name"],
+    );
+}
+
+#[test]
+fn service_names() {
+    check(
+        "services:\n  \"my app\": {command: x}\n",
+        &["2:3 my app `my app` is not a valid service name"],
+    );
+    let numbered = "services:\n  1: {command: x}\n  \"1\": {command: y}\n";
+    check(numbered, &["2:3 1 service `1` is defined twice"]);
+}
+
+#[test]
+fn every_problem_is_reported_in_one_run() {
+    let text = "\
+helth: {}
+services:
+  db:
+    command: []
+    stop_signal: SIGNOPE
+  web:
+    command: x
+    depends_on: [db, cache]
+    restart: sometimes
+";
+    check(
+        text,
+        &[
+            "1:1 - unknown key `helth`",
+            "4:14 db `command` is an empty list",
+            "5:18 db unknown signal `SIGNOPE`",
+            "8:22 web depends on `cache`, which is not a service",
+            "9:14 web unknown `restart` value `sometimes`",
+        ],
+    );
+}
