@@ -125,7 +125,12 @@ impl std::fmt::Display for ConfigErrors {
             if i > 0 {
                 writeln!(f)?;
             }
-            write!(f, "{}:{}:{}: ", self.path.display(), e.line, e.column)?;
+            if e.line == 0 {
+                // Not about a place in the file (it could not be read at all).
+                write!(f, "{}: ", self.path.display())?;
+            } else {
+                write!(f, "{}:{}:{}: ", self.path.display(), e.line, e.column)?;
+            }
             if let Some(s) = &e.service {
                 write!(f, "service '{s}': ")?;
             }
