@@ -13,4 +13,4 @@ pub mod types;
 #[cfg(test)]
 mod tests;
 
-pub use supervisor::{Level, Note, Supervisor};
+pub use supervisor::{Level, Supervisor};

@@ -2,12 +2,9 @@
 //! the config parser need no libc. The numbers are the generic Linux ones
 //! (x86, arm, riscv); `os::signals` checks them against libc in a test.
 
-pub const SIGHUP: i32 = 1;
 pub const SIGINT: i32 = 2;
 pub const SIGQUIT: i32 = 3;
 pub const SIGKILL: i32 = 9;
-pub const SIGUSR1: i32 = 10;
-pub const SIGUSR2: i32 = 12;
 pub const SIGTERM: i32 = 15;
 
 const NAMES: [(&str, i32); 31] = [

@@ -3,10 +3,13 @@
 
 use std::time::{Duration, Instant};
 
-use super::signal::{SIGHUP, SIGINT, SIGKILL, SIGTERM, SIGUSR1};
+use super::signal::{SIGINT, SIGKILL, SIGTERM};
 use super::snapshot::Phase;
 use super::types::*;
 use super::Supervisor;
+
+const SIGHUP: i32 = 1;
+const SIGUSR1: i32 = 10;
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)

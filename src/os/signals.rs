@@ -57,9 +57,9 @@ mod tests {
         assert_eq!(signal::SIGINT, libc::SIGINT);
         assert_eq!(signal::SIGQUIT, libc::SIGQUIT);
         assert_eq!(signal::SIGKILL, libc::SIGKILL);
-        assert_eq!(signal::SIGHUP, libc::SIGHUP);
-        assert_eq!(signal::SIGUSR1, libc::SIGUSR1);
-        assert_eq!(signal::SIGUSR2, libc::SIGUSR2);
+        assert_eq!(signal::parse("HUP"), Some(libc::SIGHUP));
+        assert_eq!(signal::parse("USR1"), Some(libc::SIGUSR1));
+        assert_eq!(signal::parse("USR2"), Some(libc::SIGUSR2));
         assert_eq!(signal::parse("WINCH"), Some(libc::SIGWINCH));
         assert_eq!(signal::parse("PWR"), Some(libc::SIGPWR));
     }
