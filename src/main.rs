@@ -198,9 +198,9 @@ fn run(args: cli::RunArgs, inherited_fds: Vec<i32>) -> i32 {
         },
         None => cfg.as_ref().and_then(|c| c.health_listen),
     };
-    let health = match listen.map(start_health) {
+    let health = match listen.map(bind_health) {
         None => None,
-        Some(Ok(publisher)) => Some(publisher),
+        Some(Ok(listener)) => Some(listener),
         Some(Err(e)) => {
             write_err(&format!(
                 "rinit: cannot serve HTTP on {}: {e}\n",
@@ -258,16 +258,10 @@ fn check_identities(cfg: &config::Config) -> Result<(), String> {
     Ok(())
 }
 
-/// Binds the HTTP server before anything starts (a bad address is fatal
-/// now, never later) and returns how the runtime publishes snapshots.
-fn start_health(
-    addr: std::net::SocketAddr,
-) -> std::io::Result<Box<dyn Fn(core::snapshot::Snapshot)>> {
-    let published = std::sync::Arc::new(health::Published::default());
+/// Binds the HTTP server's socket before anything starts: a bad or busy
+/// address is fatal now, never later.
+fn bind_health(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> {
     let listener = health::bind(addr)?;
-    health::serve(listener, std::sync::Arc::clone(&published))?;
     log::info!("serving health on http://{addr}");
-    Ok(Box::new(move |snap| {
-        published.publish(std::sync::Arc::new(snap))
-    }))
+    Ok(listener)
 }

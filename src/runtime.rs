@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use crate::config::{Config, Output, ReadyCheck};
 use crate::core::types::{Action, Event, RunPolicy, Who};
 use crate::core::{Level, Supervisor};
+use crate::health::Published;
 use crate::os::reaper::{self, Reaped, SpawnCounter};
 use crate::os::spawn::{self, Group, Launch, Outcome, Stdio};
 use crate::os::{procs, signals, sys};
@@ -26,7 +27,8 @@ pub struct RunSpec {
     pub config: Option<Config>,
     pub command: Vec<OsString>,
     pub grace: Option<Duration>,
-    pub health: Option<Box<dyn Fn(crate::core::snapshot::Snapshot)>>,
+    /// The bound health socket; served once the first snapshot exists.
+    pub health: Option<std::net::TcpListener>,
     /// Fds rinit inherited (already close-on-exec): the main command keeps
     /// them, rinit closes them once it no longer needs them.
     pub inherited_fds: Vec<i32>,
@@ -61,6 +63,13 @@ pub fn run(spec: RunSpec) -> i32 {
         return 2;
     }
     let mut sup = Supervisor::new(policies(&spec), run_policy(&spec));
+    let published = match serve_health(&spec, &sup) {
+        Ok(p) => p,
+        Err(e) => {
+            log::error!("cannot start the health server: {e}");
+            return 2;
+        }
+    };
     let mut shell = Shell {
         env: std::env::vars_os()
             .map(|(k, v)| {
@@ -81,7 +90,7 @@ pub fn run(spec: RunSpec) -> i32 {
         // Only a main command inherits rinit's extra fds.
         shell.close_inherited();
     }
-    let code = event_loop(&mut sup, &mut shell, &rx);
+    let code = event_loop(&mut sup, &mut shell, &rx, published.as_deref());
     shell.relays.drain(Duration::from_secs(1));
     code
 }
@@ -126,7 +135,23 @@ fn run_policy(spec: &RunSpec) -> RunPolicy {
     policy
 }
 
-fn event_loop(sup: &mut Supervisor, shell: &mut Shell, rx: &Receiver<Msg>) -> i32 {
+/// Starts the HTTP server on the bound socket, answering from the
+/// supervisor's initial snapshot until the first event is handled.
+fn serve_health(spec: &RunSpec, sup: &Supervisor) -> std::io::Result<Option<Arc<Published>>> {
+    let Some(listener) = &spec.health else {
+        return Ok(None);
+    };
+    let published = Arc::new(Published::new(sup.snapshot()));
+    crate::health::serve(listener.try_clone()?, Arc::clone(&published))?;
+    Ok(Some(published))
+}
+
+fn event_loop(
+    sup: &mut Supervisor,
+    shell: &mut Shell,
+    rx: &Receiver<Msg>,
+    published: Option<&Published>,
+) -> i32 {
     let mut pending = VecDeque::from([Event::Tick]);
     loop {
         while let Some(event) = pending.pop_front() {
@@ -139,8 +164,8 @@ fn event_loop(sup: &mut Supervisor, shell: &mut Shell, rx: &Receiver<Msg>) -> i3
                 }
             }
         }
-        if let Some(h) = &shell.spec.health {
-            h(sup.snapshot());
+        if let Some(p) = published {
+            p.publish(Arc::new(sup.snapshot()));
         }
         if let Some(event) = shell.wait(sup.next_deadline(), rx) {
             pending.push_back(event);
