@@ -508,7 +508,7 @@ fn a_main_command_starts_after_the_services_are_ready_and_its_status_wins() {
     let yaml = r#"
 services:
   db:
-    command: "sleep 0.3; touch {d}/db.ready; trap 'echo stopped > {d}/db.stop; exit 0' TERM; while :; do sleep 0.02; done"
+    command: "trap 'echo stopped > {d}/db.stop; exit 0' TERM; sleep 0.3; touch {d}/db.ready; while :; do sleep 0.02; done"
     ready: { exec: ["test", "-f", "{d}/db.ready"], interval: 20ms }
 "#;
     let script = format!("test -f {} && exit 5; exit 9", dir.file("db.ready"));
