@@ -201,16 +201,41 @@ fn child_after_fork(s: &ChildSetup, report: RawFd) -> ! {
     fail(ChildStep::Exec)
 }
 
-/// Every signal back to SIG_DFL (what an exec'd program expects).
+/// The kernel's `struct sigaction` for rt_sigaction(2) (x86_64 and arm64
+/// not libc's, whose mask is 128 bytes and comes first).
+#[repr(C)]
+struct KernelSigaction {
+    handler: usize,
+    flags: u64,
+    restorer: usize,
+    mask: u64,
+}
+
+/// Every signal back to SIG_DFL (what an exec'd program expects). The raw
+/// syscall, because glibc and musl refuse to touch the signals they
+/// reserve (32-34), and an ignored one would otherwise survive the exec.
 fn reset_dispositions() {
+    let dfl = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
     for sig in 1..65 {
         if sig == libc::SIGKILL || sig == libc::SIGSTOP {
             continue;
         }
-        // SAFETY: resetting a disposition to SIG_DFL is always sound;
-        // invalid numbers just return EINVAL.
+        // SAFETY: `dfl` is a valid kernel sigaction for SIG_DFL with an
+        // empty mask; the old action is not requested (NULL); the last
+        // argument is the kernel's sigset size (8 bytes on Linux).
         unsafe {
-            libc::signal(sig, libc::SIG_DFL);
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                &dfl as *const KernelSigaction,
+                std::ptr::null_mut::<KernelSigaction>(),
+                8usize,
+            );
         }
     }
 }
