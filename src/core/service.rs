@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::snapshot::Phase;
-use super::types::{ExitStatus, ProbeKind, RestartPolicy, ServicePolicy};
+use super::types::{after, ExitStatus, ProbeKind, RestartPolicy, ServicePolicy};
 
 /// After this long up, a service's next crash starts the backoff from the
 /// beginning again.
@@ -237,7 +237,9 @@ impl Service {
             self.policy.backoff_max,
             self.consecutive,
         );
-        self.state = State::Backoff { until: now + delay };
+        self.state = State::Backoff {
+            until: after(now, delay),
+        };
         AfterExit::Restart {
             delay,
             attempt: self.consecutive,
@@ -273,7 +275,7 @@ impl Service {
         };
         probe.inflight = Some(Inflight {
             started: now,
-            deadline: now + policy.timeout + slack,
+            deadline: after(now, policy.timeout.saturating_add(slack)),
             pid: None,
         });
         Some(policy.kind)
@@ -294,7 +296,7 @@ impl Service {
         let interval = self.policy.probe.map_or(Duration::ZERO, |p| p.interval);
         let probe = self.probe_mut()?;
         let inflight = probe.inflight.take()?;
-        probe.next_at = (inflight.started + interval).max(now);
+        probe.next_at = after(inflight.started, interval).max(now);
         inflight.pid
     }
 

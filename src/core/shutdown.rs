@@ -8,7 +8,7 @@ use std::time::Instant;
 use super::service::State;
 use super::signal;
 use super::supervisor::{Level, MainState, Supervisor};
-use super::types::Action;
+use super::types::{after, Action};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Cause {
@@ -62,7 +62,7 @@ impl Shutdown {
 impl Supervisor {
     pub(super) fn begin_shutdown(&mut self, cause: Cause, now: Instant, acts: &mut Vec<Action>) {
         let drain = match cause {
-            Cause::Signal(_) if !self.run.drain.is_zero() => Some(now + self.run.drain),
+            Cause::Signal(_) if !self.run.drain.is_zero() => Some(after(now, self.run.drain)),
             _ => None,
         };
         self.note(
@@ -89,7 +89,7 @@ impl Supervisor {
         self.shutdown = Some(Shutdown {
             cause,
             started: now,
-            cap: now + self.run.timeout,
+            cap: after(now, self.run.timeout),
             stage: match drain {
                 Some(until) => Stage::Drain { until },
                 None => Stage::Main {
@@ -203,7 +203,7 @@ impl Supervisor {
                     pgid: pid,
                     signal: sig,
                 });
-                let d = (now + self.run.main_stop_timeout).min(sd.cap);
+                let d = after(now, self.run.main_stop_timeout).min(sd.cap);
                 Stage::Main {
                     deadline: Some(d),
                     killed: false,
@@ -249,7 +249,7 @@ impl Supervisor {
                         pgid: pid,
                         signal: sig,
                     });
-                    let deadline = (now + s.policy.stop_timeout).min(cap);
+                    let deadline = after(now, s.policy.stop_timeout).min(cap);
                     s.state = State::Stopping {
                         pid,
                         since,

@@ -151,6 +151,21 @@ pub enum Event {
     Tick,
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn after_never_overflows() {
+        let now = Instant::now();
+        assert!(after(now, Duration::MAX) > now + Duration::from_secs(3600 * 24 * 365));
+        assert_eq!(
+            after(now, Duration::from_secs(1)),
+            now + Duration::from_secs(1)
+        );
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
     Spawn(Who),
@@ -170,7 +185,15 @@ pub enum Action {
     Exit(i32),
 }
 
-/// A point in time, with the arithmetic the core needs.
+/// `now + d` that cannot panic: durations come from user config, and an
+/// absurd one (`1000years`) must mean "practically never", not an
+/// overflow that would kill PID 1.
+pub fn after(now: Instant, d: Duration) -> Instant {
+    const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    now.checked_add(d.min(FAR)).unwrap_or(now)
+}
+
+/// The earlier of two optional deadlines.
 pub fn deadline_min(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     match (a, b) {
         (Some(x), Some(y)) => Some(x.min(y)),
