@@ -354,7 +354,10 @@ impl Supervisor {
                 });
             }
         }
-        if ok && self.shutdown.is_none() && s.mark_ready() {
+        if !ok {
+            let text = format!("{}: readiness probe failed", s.name());
+            self.note(Level::Debug, text);
+        } else if self.shutdown.is_none() && s.mark_ready() {
             self.note_ready(i);
         }
     }
