@@ -96,12 +96,14 @@ pub fn run(spec: RunSpec) -> i32 {
 }
 
 fn start_threads(tx: &Sender<Msg>, counter: &Arc<SpawnCounter>) -> std::io::Result<()> {
+    // Before the first thread, so that every thread has them blocked.
+    let forwarded = signals::block_forwarded();
     let t = tx.clone();
     reaper::start(Arc::clone(counter), move |r| {
         let _ = t.send(Msg::Reaped(r));
     })?;
     let t = tx.clone();
-    signals::start(move |sig| {
+    signals::start(forwarded, move |sig| {
         let _ = t.send(Msg::Signal(sig));
     })
 }

@@ -311,13 +311,14 @@ fn the_stop_signal_reaches_every_process_of_the_group() {
     let yaml = r#"
 services:
   shell:
-    command: "trap 'echo parent >> {d}/got; exit 0' USR1; sh -c 'trap \"echo child >> {d}/got; exit 0\" USR1; while :; do sleep 0.02; done' & echo started > {d}/ready; while :; do sleep 0.02; done"
+    command: "trap 'echo parent >> {d}/got; exit 0' USR1; sh -c 'trap \"\" TERM; trap \"echo child >> {d}/got; exit 0\" USR1; echo up > {d}/child.ready; while :; do sleep 0.02; done' & echo started > {d}/ready; while :; do sleep 0.02; done"
     stop_signal: SIGUSR1
 "#;
     let Some(mut inst) = start(&dir, yaml, &[]) else {
         return;
     };
     dir.wait_line("ready", LONG).expect("service started");
+    dir.wait_line("child.ready", LONG).expect("its child trapping USR1");
     inst.signal(libc::SIGTERM);
     assert_eq!(inst.expect_exit(LONG), 0, "{}", inst.stderr());
     let got = dir.read("got").unwrap_or_default();

@@ -682,7 +682,9 @@ mkfifo "$D/fifo"
 (
   trap 'sleep 0.3; echo TERM > "$D/cleanup.tmp"; mv "$D/cleanup.tmp" "$D/cleanup"; exit 0' TERM
   echo ready > "$D/fifo"
-  while :; do sleep 1000 & wait $!; done
+  # Short sleeps: one started just after the sweep's SIGTERM ends by
+  # itself instead of waiting for the SIGKILL at the end of the grace.
+  while :; do sleep 0.05; done
 ) &
 read x < "$D/fifo"
 exit 0

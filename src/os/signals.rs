@@ -1,8 +1,11 @@
 //! Which signals rinit catches and forwards, and the thread that turns
-//! them into events. A namespace's PID 1 only receives signals it has a
-//! handler for, so every forwardable signal gets one.
+//! them into events. The forwarded signals are blocked in every thread and
+//! one thread takes them with sigwaitinfo(2): no handlers, no self-pipe, no
+//! allocation per signal. A namespace's PID 1 drops a signal whose handler
+//! is SIG_DFL unless the signal is blocked; blocked ones stay pending until
+//! taken, so none is lost.
 
-use signal_hook::iterator::Signals;
+use super::sys::SignalSet;
 
 /// Catchable signals that rinit does not forward: SIGCHLD is the reaper's
 /// business; SIGPIPE, SIGTTIN and SIGTTOU arise from rinit's own writes and
@@ -32,16 +35,21 @@ pub fn forwarded_signals() -> Vec<i32> {
     (1..32).filter(|&s| forwarded(s)).chain(realtime).collect()
 }
 
-/// Installs the handlers and starts the thread that reports each signal.
-pub fn start(report: impl Fn(i32) + Send + 'static) -> std::io::Result<()> {
-    let mut signals = Signals::new(forwarded_signals())?;
+/// Blocks the forwarded signals in the calling thread, and so in every
+/// thread it creates afterwards. Call before any thread exists.
+pub fn block_forwarded() -> SignalSet {
+    let set = SignalSet::new(&forwarded_signals());
+    set.block();
+    set
+}
+
+/// Starts the thread that takes each blocked signal and reports it.
+pub fn start(set: SignalSet, report: impl Fn(i32) + Send + 'static) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("signals".into())
         .stack_size(64 * 1024)
-        .spawn(move || {
-            for sig in signals.forever() {
-                report(sig);
-            }
+        .spawn(move || loop {
+            report(set.wait());
         })
         .map(|_| ())
 }
