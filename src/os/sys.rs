@@ -358,6 +358,23 @@ pub fn wait_any() -> Result<(Pid, i32), i32> {
     }
 }
 
+/// Whether rinit has any child at all, without reaping anything (WNOWAIT
+/// leaves every exit status for the reaper).
+pub fn has_children() -> bool {
+    // SAFETY: siginfo_t is plain data for waitid to fill.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `info` is valid for writing; WNOHANG makes it non-blocking.
+    let r = unsafe {
+        libc::waitid(
+            libc::P_ALL,
+            0,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        )
+    };
+    !(r < 0 && errno() == libc::ECHILD)
+}
+
 /// Decodes a wait status: Ok(exit code) or Err(signal).
 pub fn decode_status(status: i32) -> Result<i32, i32> {
     if libc::WIFSIGNALED(status) {
