@@ -1,0 +1,1238 @@
+//! End-to-end tests in a real Docker engine.
+//!
+//! Every image is built `FROM scratch` out of the static musl rinit (this
+//! file runs `cargo build --release --target x86_64-unknown-linux-musl`
+//! itself) and the host's static busybox, so nothing is pulled from a
+//! registry. The Dockerfiles and configs live in `tests/docker/`.
+//!
+//! Each test skips, printing why, only when `docker info` fails. Every docker
+//! command runs under a deadline, every wait polls a condition up to a
+//! deadline, and every image and container is removed by a guard when the
+//! test ends, pass or fail. Names carry the test process id, so two
+//! `cargo test` runs on one engine do not collide.
+
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+#[path = "docker/examples.rs"]
+mod examples;
+
+const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
+
+/// Static busybox from Debian's busybox-static package.
+const BUSYBOX: &str = "/bin/busybox";
+
+/// The applets the test images need, as symlinks to /bin/busybox.
+const APPLETS: &[&str] = &[
+    "sh", "sleep", "kill", "echo", "cat", "nc", "httpd", "id", "true", "false", "ls", "ps", "seq",
+];
+
+/// Docker's default `docker stop` grace period; the stop tests never pass -t.
+const DOCKER_STOP_GRACE: Duration = Duration::from_secs(10);
+
+// ---------------------------------------------------------------------------
+// Running commands under a deadline
+// ---------------------------------------------------------------------------
+
+struct Out {
+    /// None when killed by a signal.
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Out {
+    fn ok(&self) -> bool {
+        self.code == Some(0)
+    }
+}
+
+impl std::fmt::Display for Out {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+fn reader(mut from: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = from.read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
+}
+
+/// Runs `cmd` to completion, killing it and panicking after `limit`.
+fn run_limited(cmd: &mut Command, limit: Duration) -> Out {
+    try_run(cmd, limit).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Runs `cmd` to completion; an error when it cannot start or takes longer
+/// than `limit` (then it is killed). Never panics: fit for Drop.
+fn try_run(cmd: &mut Command, limit: Duration) -> Result<Out, String> {
+    let shown = format!("{cmd:?}");
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {shown}: {e}"))?;
+    let out = child.stdout.take().map(reader);
+    let err = child.stderr.take().map(reader);
+    let collect = |h: Option<std::thread::JoinHandle<String>>| {
+        h.and_then(|h| h.join().ok()).unwrap_or_default()
+    };
+    let end = Instant::now() + limit;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < end => std::thread::sleep(Duration::from_millis(10)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "{shown} did not finish within {limit:?}\n--- stdout\n{}\n--- stderr\n{}",
+                    collect(out),
+                    collect(err)
+                ));
+            }
+            Err(e) => return Err(format!("waiting for {shown}: {e}")),
+        }
+    };
+    Ok(Out {
+        code: status.code(),
+        stdout: collect(out),
+        stderr: collect(err),
+    })
+}
+
+fn docker(args: &[&str], limit: Duration) -> Out {
+    run_limited(Command::new("docker").args(args), limit)
+}
+
+/// Polls `probe` every 100 ms until it returns Some, panicking after `limit`
+/// with `what` and the last value `describe` gives.
+fn wait_for<T>(
+    what: &str,
+    limit: Duration,
+    mut probe: impl FnMut() -> Option<T>,
+    describe: impl Fn() -> String,
+) -> T {
+    let end = Instant::now() + limit;
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        if Instant::now() >= end {
+            panic!(
+                "timed out after {limit:?} waiting for {what}\n{}",
+                describe()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Prerequisites: the engine, the static rinit, a static busybox
+// ---------------------------------------------------------------------------
+
+/// Ok when `docker info` works; else why not. Checked once per test binary.
+fn docker_available() -> Result<(), String> {
+    static AVAILABLE: OnceLock<Result<(), String>> = OnceLock::new();
+    AVAILABLE
+        .get_or_init(|| {
+            let out = Command::new("docker")
+                .args(["info", "--format", "{{.ServerVersion}}"])
+                .stdin(Stdio::null())
+                .output();
+            match out {
+                Err(e) => Err(format!("cannot run docker: {e}")),
+                Ok(o) if !o.status.success() => Err(format!(
+                    "`docker info` failed: {}",
+                    String::from_utf8_lossy(&o.stderr).trim()
+                )),
+                Ok(_) => Ok(()),
+            }
+        })
+        .clone()
+}
+
+/// True when the test can go on; prints why it is skipped otherwise.
+fn have_docker(test: &str) -> bool {
+    match docker_available() {
+        Ok(()) => true,
+        Err(why) => {
+            eprintln!("skipping {test}: {why}");
+            false
+        }
+    }
+}
+
+/// The static musl rinit, built once per test binary.
+fn static_rinit() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let target = "x86_64-unknown-linux-musl";
+        let out = run_limited(
+            Command::new(cargo).current_dir(MANIFEST_DIR).args([
+                "build",
+                "--release",
+                "--target",
+                target,
+                "--bin",
+                "rinit",
+            ]),
+            Duration::from_secs(900),
+        );
+        assert!(
+            out.ok(),
+            "static build failed (rustup target add {target}?)\n{out}"
+        );
+        let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(MANIFEST_DIR).join("target"));
+        let bin = target_dir.join(target).join("release").join("rinit");
+        assert!(bin.is_file(), "{} missing after the build", bin.display());
+        bin
+    })
+}
+
+/// The host's static busybox.
+fn static_busybox() -> &'static Path {
+    let path = Path::new(BUSYBOX);
+    assert!(
+        is_static_elf(path),
+        "{BUSYBOX} is missing or not static: install busybox-static"
+    );
+    path
+}
+
+fn fixtures() -> PathBuf {
+    Path::new(MANIFEST_DIR).join("tests/docker")
+}
+
+/// True when the ELF file at `path` has no PT_INTERP program header, i.e. it
+/// needs no dynamic loader and runs in a `FROM scratch` image.
+fn is_static_elf(path: &Path) -> bool {
+    let Ok(b) = std::fs::read(path) else {
+        return false;
+    };
+    if b.len() < 64 || &b[..4] != b"\x7fELF" || b[4] != 2 || b[5] != 1 {
+        return false; // not a little-endian ELF64
+    }
+    let u16_at = |o: usize| u16::from_le_bytes([b[o], b[o + 1]]) as usize;
+    let phoff = u64::from_le_bytes(b[0x20..0x28].try_into().unwrap()) as usize;
+    let (phentsize, phnum) = (u16_at(0x36), u16_at(0x38));
+    (0..phnum).all(|i| {
+        let o = phoff + i * phentsize;
+        const PT_INTERP: u32 = 3;
+        o + 4 <= b.len() && u32::from_le_bytes(b[o..o + 4].try_into().unwrap()) != PT_INTERP
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Images and containers, removed on drop
+// ---------------------------------------------------------------------------
+
+fn unique(name: &str) -> String {
+    format!("rinit-e2e-{name}-{}", std::process::id())
+}
+
+/// A temp directory removed on drop.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+struct Image {
+    tag: String,
+}
+
+impl Image {
+    /// Builds `tests/docker/<dockerfile>` over a root file system holding
+    /// busybox, its applets, /sbin/rinit, a world-writable /tmp and, if
+    /// given, `tests/docker/<config>` as /etc/rinit.yaml.
+    fn build(name: &str, dockerfile: &str, config: Option<&str>) -> Image {
+        let ctx = TempDir(std::env::temp_dir().join(unique(name)));
+        let _ = std::fs::remove_dir_all(&ctx.0);
+        let root = ctx.0.join("rootfs");
+        for dir in ["bin", "sbin", "etc", "tmp"] {
+            std::fs::create_dir_all(root.join(dir)).unwrap();
+        }
+        std::fs::set_permissions(root.join("tmp"), std::fs::Permissions::from_mode(0o1777))
+            .unwrap();
+        std::fs::copy(static_busybox(), root.join("bin/busybox")).unwrap();
+        for applet in APPLETS {
+            std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
+        }
+        std::fs::copy(static_rinit(), root.join("sbin/rinit")).unwrap();
+        if let Some(config) = config {
+            std::fs::copy(fixtures().join(config), root.join("etc/rinit.yaml")).unwrap();
+        }
+        std::fs::copy(fixtures().join(dockerfile), ctx.0.join("Dockerfile")).unwrap();
+        Image::build_context(name, &ctx.0, &[])
+    }
+
+    /// The image of `examples/single.Dockerfile`, from a context holding
+    /// `rinit` and `busybox` as its header says.
+    fn example_single() -> Image {
+        let name = "example-single";
+        let ctx = TempDir(std::env::temp_dir().join(unique(name)));
+        let _ = std::fs::remove_dir_all(&ctx.0);
+        std::fs::create_dir_all(&ctx.0).unwrap();
+        std::fs::copy(static_busybox(), ctx.0.join("busybox")).unwrap();
+        std::fs::copy(static_rinit(), ctx.0.join("rinit")).unwrap();
+        let dockerfile = Path::new(MANIFEST_DIR).join("examples/single.Dockerfile");
+        std::fs::copy(dockerfile, ctx.0.join("Dockerfile")).unwrap();
+        Image::build_context(name, &ctx.0, &[])
+    }
+
+    /// `base` with `config` (YAML text) as /etc/rinit.yaml, checked at build.
+    fn with_config(name: &str, base: &Image, config: &str) -> Image {
+        let ctx = TempDir(std::env::temp_dir().join(unique(name)));
+        let _ = std::fs::remove_dir_all(&ctx.0);
+        std::fs::create_dir_all(&ctx.0).unwrap();
+        std::fs::write(ctx.0.join("rinit.yaml"), config).unwrap();
+        std::fs::copy(
+            fixtures().join("example-config.Dockerfile"),
+            ctx.0.join("Dockerfile"),
+        )
+        .unwrap();
+        let arg = format!("BASE={}", base.tag);
+        Image::build_context(name, &ctx.0, &["--build-arg", &arg])
+    }
+
+    fn build_context(name: &str, ctx: &Path, extra: &[&str]) -> Image {
+        let image = Image {
+            tag: format!("{}:test", unique(name)),
+        };
+        let ctx = ctx.to_string_lossy();
+        // --no-cache: concurrent tests build identical contexts, and the
+        // engine would share their layers; removing one image (with its
+        // untagged parents) would then break another build under way.
+        // --force-rm: no intermediate container left even when it fails.
+        let mut args = vec!["build", "--no-cache", "--force-rm", "-q", "-t", &image.tag];
+        args.extend_from_slice(extra);
+        args.push(&ctx);
+        let out = docker(&args, Duration::from_secs(180));
+        assert!(out.ok(), "docker build of {name} failed\n{out}");
+        image
+    }
+}
+
+impl Drop for Image {
+    fn drop(&mut self) {
+        let _ = try_run(
+            Command::new("docker").args(["rmi", "-f", &self.tag]),
+            Duration::from_secs(60),
+        );
+    }
+}
+
+/// One process as `docker top` shows it.
+#[derive(Debug)]
+struct Proc {
+    pid: u32,
+    ppid: u32,
+    stat: String,
+    args: String,
+}
+
+impl Proc {
+    fn zombie(&self) -> bool {
+        self.stat.starts_with('Z') || self.args.contains("<defunct>")
+    }
+}
+
+/// Parses `PID PPID STAT COMMAND` lines after a header.
+fn parse_ps(text: &str) -> Vec<Proc> {
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let mut f = line.split_whitespace();
+            Some(Proc {
+                pid: f.next()?.parse().ok()?,
+                ppid: f.next()?.parse().ok()?,
+                stat: f.next()?.to_string(),
+                args: f.collect::<Vec<_>>().join(" "),
+            })
+        })
+        .collect()
+}
+
+/// A container name; the container, if any, is removed on drop.
+struct Container {
+    name: String,
+}
+
+impl Container {
+    /// Reserves a unique name; nothing runs yet.
+    fn named(name: &str) -> Container {
+        Container { name: unique(name) }
+    }
+
+    /// `docker run -d --name <name> <args...>`.
+    fn start(name: &str, args: &[&str]) -> Container {
+        let c = Container::named(name);
+        let out = c.run_detached(args);
+        assert!(out.ok(), "docker run failed\n{out}");
+        c
+    }
+
+    fn run_detached(&self, args: &[&str]) -> Out {
+        let mut all = vec!["run", "-d", "--name", &self.name];
+        all.extend_from_slice(args);
+        docker(&all, Duration::from_secs(60))
+    }
+
+    /// `docker run --name <name> <args...>` in the foreground, to the end.
+    fn run_to_end(&self, args: &[&str], limit: Duration) -> Out {
+        let mut all = vec!["run", "--name", &self.name];
+        all.extend_from_slice(args);
+        docker(&all, limit)
+    }
+
+    /// (stdout, stderr) of the container so far.
+    fn logs(&self) -> (String, String) {
+        let out = docker(&["logs", &self.name], Duration::from_secs(30));
+        assert!(out.ok(), "docker logs failed\n{out}");
+        (out.stdout, out.stderr)
+    }
+
+    /// Logs and processes, for failure messages; never panics.
+    fn describe(&self) -> String {
+        let limit = Duration::from_secs(30);
+        let show = |args: &[&str]| match try_run(Command::new("docker").args(args), limit) {
+            Ok(out) => format!("{}{}", out.stdout, out.stderr),
+            Err(e) => e,
+        };
+        format!(
+            "--- container {}\n--- docker logs\n{}\n--- docker top\n{}--- ps inside\n{}",
+            self.name,
+            show(&["logs", &self.name]),
+            show(&["top", &self.name, "-o", "pid,ppid,stat,args"]),
+            show(&["exec", &self.name, "ps", "-o", "pid,ppid,stat,args"]),
+        )
+    }
+
+    fn inspect(&self, format: &str) -> String {
+        let out = docker(
+            &["inspect", "-f", format, &self.name],
+            Duration::from_secs(30),
+        );
+        assert!(out.ok(), "docker inspect failed\n{out}");
+        out.stdout.trim().to_string()
+    }
+
+    fn exit_code(&self) -> i32 {
+        let code = self.inspect("{{.State.ExitCode}}");
+        code.parse()
+            .unwrap_or_else(|_| panic!("bad exit code {code:?}"))
+    }
+
+    /// Waits until the container is no longer running; its exit code.
+    fn wait_exit(&self, limit: Duration) -> i32 {
+        wait_for(
+            "the container to exit",
+            limit,
+            || (self.inspect("{{.State.Running}}") == "false").then_some(()),
+            || self.describe(),
+        );
+        self.exit_code()
+    }
+
+    fn exec(&self, args: &[&str]) -> Out {
+        let mut all = vec!["exec", &self.name];
+        all.extend_from_slice(args);
+        docker(&all, Duration::from_secs(30))
+    }
+
+    /// Waits until rinit's /readyz says every service is ready.
+    fn wait_ready(&self) {
+        wait_for(
+            "rinit probe --ready to pass",
+            Duration::from_secs(20),
+            || {
+                self.exec(&["/sbin/rinit", "probe", "--ready"])
+                    .ok()
+                    .then_some(())
+            },
+            || self.describe(),
+        );
+    }
+
+    /// Waits until `needle` appears in the container's stdout or stderr.
+    fn wait_log(&self, needle: &str) {
+        wait_for(
+            &format!("{needle:?} in docker logs"),
+            Duration::from_secs(20),
+            || {
+                let (o, e) = self.logs();
+                (o.contains(needle) || e.contains(needle)).then_some(())
+            },
+            || self.describe(),
+        );
+    }
+
+    /// The container's processes as `docker top` shows them. On this kind of
+    /// engine (cgroup v1) an exited process leaves the cgroup's task list at
+    /// once, so `docker top` never lists zombies: see [`Container::ps`].
+    fn top(&self) -> Vec<Proc> {
+        let out = docker(
+            &["top", &self.name, "-o", "pid,ppid,stat,args"],
+            Duration::from_secs(30),
+        );
+        assert!(out.ok(), "docker top failed\n{out}");
+        parse_ps(&out.stdout)
+    }
+
+    /// The container's processes as busybox `ps` inside it sees them (its
+    /// own PID namespace, zombies included), without the `ps` itself.
+    fn ps(&self) -> Vec<Proc> {
+        let out = self.exec(&["ps", "-o", "pid,ppid,stat,args"]);
+        assert!(out.ok(), "ps in the container failed\n{out}");
+        parse_ps(&out.stdout)
+            .into_iter()
+            .filter(|p| !p.args.starts_with("ps -o"))
+            .collect()
+    }
+
+    /// `docker stop` with Docker's default 10 s grace; how long it took.
+    fn stop(&self) -> Duration {
+        let t = Instant::now();
+        let out = docker(&["stop", &self.name], Duration::from_secs(30));
+        let took = t.elapsed();
+        assert!(out.ok(), "docker stop failed\n{out}");
+        took
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = try_run(
+            Command::new("docker").args(["rm", "-f", "-v", &self.name]),
+            Duration::from_secs(60),
+        );
+    }
+}
+
+/// Asserts that `needles` occur in `text` in this order.
+fn assert_in_order(text: &str, needles: &[&str], context: &str) {
+    let mut from = 0;
+    for needle in needles {
+        match text[from..].find(needle) {
+            Some(at) => from += at + needle.len(),
+            None => panic!("{needle:?} missing, or out of order in {needles:?}\n{context}"),
+        }
+    }
+}
+
+/// Waits until neither `docker top` nor `ps` inside the container shows a
+/// zombie or a process `orphan` matches (the short-lived orphans), then
+/// checks a few more snapshots: a zombie may be caught in the instant
+/// between an exit and its reaping, but never twice.
+fn assert_orphans_reaped(c: &Container, orphan: impl Fn(&Proc) -> bool) {
+    wait_for(
+        "the short-lived orphans to be gone, with no zombie left",
+        Duration::from_secs(10),
+        || {
+            let mut procs = c.top();
+            procs.extend(c.ps());
+            (!procs.iter().any(|p| p.zombie() || orphan(p))).then_some(())
+        },
+        || c.describe(),
+    );
+    // (seen inside the container, pid): docker top shows host pids.
+    let mut seen: Vec<(bool, u32)> = Vec::new();
+    for _ in 0..5 {
+        let top = c.top().into_iter().map(|p| (false, p));
+        let ps = c.ps().into_iter().map(|p| (true, p));
+        for (inside, p) in top.chain(ps).filter(|(_, p)| p.zombie()) {
+            assert!(
+                !seen.contains(&(inside, p.pid)),
+                "zombie {p:?} was not reaped\n{}",
+                c.describe()
+            );
+            seen.push((inside, p.pid));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 1. Single-command mode
+// ---------------------------------------------------------------------------
+
+#[test]
+fn single_command_exit_codes_pass_through() {
+    if !have_docker("single_command_exit_codes_pass_through") {
+        return;
+    }
+    let image = Image::build("single-exit", "single.Dockerfile", None);
+    let limit = Duration::from_secs(30);
+
+    let c = Container::named("single-exit3");
+    let out = c.run_to_end(&[&image.tag, "sh", "-c", "echo out; exit 3"], limit);
+    assert_eq!(out.code, Some(3), "{out}");
+    assert_eq!(c.exit_code(), 3);
+    assert!(out.stdout.contains("out"), "{out}");
+
+    // The app kills itself with SIGTERM: 128 + 15.
+    let c = Container::named("single-term");
+    let out = c.run_to_end(&[&image.tag, "sh", "-c", "kill -TERM $$; sleep 10"], limit);
+    assert_eq!(out.code, Some(143), "{out}");
+    assert_eq!(c.exit_code(), 143);
+
+    // The image's default CMD, through ENTRYPOINT ["/sbin/rinit"].
+    let c = Container::named("single-cmd");
+    let out = c.run_to_end(&[&image.tag], limit);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(out.stdout.contains("hello from rinit"), "{out}");
+
+    // Not found: 127, with a message naming it.
+    let c = Container::named("single-127");
+    let out = c.run_to_end(&[&image.tag, "no-such-app"], limit);
+    assert_eq!(out.code, Some(127), "{out}");
+    assert!(out.stderr.contains("no-such-app"), "{out}");
+}
+
+#[test]
+fn single_command_orphans_are_reaped() {
+    if !have_docker("single_command_orphans_are_reaped") {
+        return;
+    }
+    let image = Image::build("single-orphans", "single.Dockerfile", None);
+    // Twenty double forks of short-lived processes (their parent subshell
+    // exits at once, so they are orphans of rinit, PID 1) and a long-lived
+    // one, then the command keeps running while it keeps making more.
+    let script = "for i in $(seq 20); do (sleep 0.3 &); done; (sleep 31 &); echo orphans made; \
+                  while :; do (sleep 0.05 &); sleep 0.2; done";
+    let c = Container::start("single-orphans", &[&image.tag, "sh", "-c", script]);
+    c.wait_log("orphans made");
+    assert_orphans_reaped(&c, |p| p.args == "sleep 0.3");
+
+    // rinit is PID 1 and adopted the long-lived orphan; nothing else is
+    // left but the app and its sleeps.
+    let procs = c.ps();
+    let show = format!("{procs:#?}\n{}", c.describe());
+    let init = procs.iter().find(|p| p.pid == 1).expect("PID 1");
+    assert!(init.args.starts_with("/sbin/rinit"), "{show}");
+    let orphan = procs
+        .iter()
+        .find(|p| p.args == "sleep 31")
+        .unwrap_or_else(|| panic!("no long-lived orphan\n{show}"));
+    assert_eq!(orphan.ppid, 1, "{show}");
+    // ("[sh]": a subshell caught exiting, its command line already gone.)
+    assert!(
+        procs.iter().all(|p| {
+            let args = p.args.trim_start_matches('[');
+            p.pid == 1 || args.starts_with("sh") || args.starts_with("sleep")
+        }),
+        "{show}"
+    );
+
+    let took = c.stop();
+    eprintln!("single-command docker stop took {took:?}");
+    // The shell is killed by SIGTERM: the app's status, 143.
+    assert_eq!(c.exit_code(), 143, "{}", c.describe());
+    assert!(took < Duration::from_secs(5), "docker stop took {took:?}");
+}
+
+#[test]
+fn single_command_ignoring_sigterm_is_killed_at_the_grace() {
+    if !have_docker("single_command_ignoring_sigterm_is_killed_at_the_grace") {
+        return;
+    }
+    let image = Image::build("single-grace", "single.Dockerfile", None);
+    // The whole group ignores SIGTERM; rinit's --grace (from RINIT_GRACE)
+    // ends it with SIGKILL well before Docker's 10 s.
+    let script = "trap '' TERM; echo ignoring TERM; while :; do sleep 1; done";
+    let c = Container::start(
+        "single-grace",
+        &["-e", "RINIT_GRACE=2s", &image.tag, "sh", "-c", script],
+    );
+    c.wait_log("ignoring TERM");
+    let took = c.stop();
+    eprintln!("single command ignoring SIGTERM, grace 2s: docker stop took {took:?}");
+    assert_eq!(c.exit_code(), 137, "{}", c.describe());
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(5),
+        "docker stop took {took:?}"
+    );
+}
+
+#[test]
+fn ctrl_c_in_docker_run_it_reaches_the_app_not_rinit() {
+    if !have_docker("ctrl_c_in_docker_run_it_reaches_the_app_not_rinit") {
+        return;
+    }
+    use std::io::Write;
+    let image = Image::build("single-tty", "single.Dockerfile", None);
+    let c = Container::named("single-tty");
+    // `docker run -it` needs a terminal: script(1) gives it a pseudo-tty.
+    // The app's group must be the terminal's foreground group, so the ^C
+    // reaches the app directly (and rinit never receives a SIGINT).
+    let run = format!(
+        "docker run -it --name {} {} sh -c 'echo app ready; sleep 30; echo not interrupted'",
+        c.name, image.tag
+    );
+    let mut child = Command::new("script")
+        .args(["-q", "-e", "-c", &run, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("script(1) from util-linux");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = String::new();
+    // Takes what the terminal printed within the next 100 ms.
+    let pump = |seen: &mut String| {
+        if let Ok(bytes) = rx.recv_timeout(Duration::from_millis(100)) {
+            seen.push_str(&String::from_utf8_lossy(&bytes));
+        }
+    };
+    let end = Instant::now() + Duration::from_secs(30);
+    while !seen.contains("app ready") {
+        if Instant::now() >= end {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the app did not start under docker run -it\n{seen}");
+        }
+        pump(&mut seen);
+    }
+    stdin.write_all(b"\x03").expect("send ^C");
+    stdin.flush().expect("flush");
+    let end = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() >= end {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("docker run -it did not end after ^C\n{seen}");
+        }
+        pump(&mut seen);
+    };
+    while let Ok(bytes) = rx.recv_timeout(Duration::from_millis(200)) {
+        seen.push_str(&String::from_utf8_lossy(&bytes));
+    }
+    assert_eq!(status.code(), Some(130), "{seen}");
+    assert_eq!(c.exit_code(), 130, "{seen}");
+    assert!(!seen.contains("not interrupted"), "{seen}");
+    assert!(
+        !seen.contains("received SIGINT"),
+        "rinit got the ^C\n{seen}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 2. Services mode and docker stop
+// ---------------------------------------------------------------------------
+
+#[test]
+fn docker_stop_shuts_services_down_in_reverse_order() {
+    if !have_docker("docker_stop_shuts_services_down_in_reverse_order") {
+        return;
+    }
+    let image = Image::build("ordered", "services.Dockerfile", Some("ordered.yaml"));
+    let c = Container::start("ordered", &[&image.tag]);
+    c.wait_ready();
+
+    let took = c.stop();
+    eprintln!("ordered services: docker stop took {took:?}");
+    let (stdout, stderr) = c.logs();
+    let all = format!("--- stdout\n{stdout}\n--- stderr\n{stderr}");
+    assert_eq!(c.exit_code(), 0, "{all}");
+    assert!(
+        took < Duration::from_secs(5),
+        "docker stop took {took:?} (Docker's grace is {DOCKER_STOP_GRACE:?})\n{all}"
+    );
+    // rinit's own account, in order, each with its signal...
+    assert_in_order(
+        &stderr,
+        &[
+            "worker: sending SIGUSR1",
+            "worker: stopped",
+            "web: sending SIGHUP",
+            "web: stopped",
+            "db: sending SIGINT",
+            "db: stopped",
+            "exiting with status 0",
+        ],
+        &all,
+    );
+    // ...and the services' own words: each got its own signal. (Their order
+    // in stdout is not asserted here: see
+    // service_output_follows_the_stop_order_under_cpu_contention.)
+    assert!(stdout.contains("migrate | migrate done"), "{all}");
+    for line in [
+        "worker | worker got USR1",
+        "web | web got HUP",
+        "db | db got INT",
+    ] {
+        assert!(stdout.contains(line), "{line:?} missing\n{all}");
+    }
+}
+
+#[test]
+fn docker_stop_with_a_service_ignoring_sigterm_ends_in_rinits_sigkill() {
+    if !have_docker("docker_stop_with_a_service_ignoring_sigterm_ends_in_rinits_sigkill") {
+        return;
+    }
+    let image = Image::build("stubborn", "services.Dockerfile", Some("stubborn.yaml"));
+    let c = Container::start("stubborn", &[&image.tag]);
+    c.wait_ready();
+
+    let took = c.stop();
+    eprintln!("stubborn service: docker stop took {took:?}");
+    let (stdout, stderr) = c.logs();
+    let all = format!("--- stdout\n{stdout}\n--- stderr\n{stderr}");
+    // rinit killed it after its stop_timeout (1 s); Docker's SIGKILL would
+    // have come at 10 s and left exit code 137.
+    assert!(
+        took < Duration::from_secs(8),
+        "docker stop took {took:?}\n{all}"
+    );
+    assert_eq!(c.exit_code(), 1, "{all}");
+    assert!(stdout.contains("polite | polite got TERM"), "{all}");
+    assert!(!stdout.contains("stubborn got"), "{all}");
+    assert_in_order(
+        &stderr,
+        &[
+            "stubborn: sending SIGTERM",
+            "polite: sending SIGTERM",
+            "exiting with status 1",
+        ],
+        &all,
+    );
+}
+
+#[test]
+fn docker_stop_drains_readiness_before_stopping_services() {
+    if !have_docker("docker_stop_drains_readiness_before_stopping_services") {
+        return;
+    }
+    let image = Image::build("drain", "services.Dockerfile", Some("drain.yaml"));
+    let c = Container::start("drain", &[&image.tag]);
+    c.wait_ready();
+
+    let t = Instant::now();
+    let took = std::thread::scope(|s| {
+        let stopper = s.spawn(|| c.stop());
+        // /readyz fails at once, while web has not been signalled yet and
+        // /healthz, too, says a shutdown is under way.
+        wait_for(
+            "/readyz to fail after docker stop",
+            Duration::from_millis(1500),
+            || (!c.exec(&["/sbin/rinit", "probe", "--ready"]).ok()).then_some(()),
+            || c.describe(),
+        );
+        let during = t.elapsed();
+        // (Checked only while surely still inside the 2 s drain.)
+        let (stdout, _) = c.logs();
+        if t.elapsed() < Duration::from_millis(1800) {
+            assert!(
+                !stdout.contains("web got TERM"),
+                "web signalled during the drain\n{}",
+                c.describe()
+            );
+        }
+        let out = c.exec(&["/sbin/rinit", "probe"]);
+        if t.elapsed() < Duration::from_millis(1800) {
+            assert_eq!(out.code, Some(1), "/healthz during the drain: {out}");
+        }
+        eprintln!("drain: /readyz failed {during:?} after docker stop began");
+        stopper.join().expect("docker stop thread")
+    });
+    eprintln!("drain 2s: docker stop took {took:?}");
+    let (stdout, stderr) = c.logs();
+    let all = format!("--- stdout\n{stdout}\n--- stderr\n{stderr}");
+    assert_eq!(c.exit_code(), 0, "{all}");
+    assert!(stdout.contains("web | web got TERM"), "{all}");
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(5),
+        "docker stop took {took:?}\n{all}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 3. HEALTHCHECK with rinit probe
+// ---------------------------------------------------------------------------
+
+#[test]
+fn healthcheck_with_rinit_probe_follows_service_health() {
+    if !have_docker("healthcheck_with_rinit_probe_follows_service_health") {
+        return;
+    }
+    let image = Image::build("health", "health.Dockerfile", Some("health.yaml"));
+    let c = Container::start("health", &[&image.tag]);
+    let health = || c.inspect("{{.State.Health.Status}}");
+
+    wait_for(
+        "docker to report healthy",
+        Duration::from_secs(30),
+        || (health() == "healthy").then_some(()),
+        || format!("health: {}\n{}", health(), c.describe()),
+    );
+
+    let pid = wait_for(
+        "the victim's pid file",
+        Duration::from_secs(10),
+        || {
+            let out = c.exec(&["cat", "/tmp/victim.pid"]);
+            out.ok().then(|| out.stdout.trim().to_string())
+        },
+        || c.describe(),
+    );
+    let out = c.exec(&["kill", "-9", &pid]);
+    assert!(out.ok(), "{out}");
+
+    wait_for(
+        "docker to report unhealthy",
+        Duration::from_secs(30),
+        || (health() == "unhealthy").then_some(()),
+        || format!("health: {}\n{}", health(), c.describe()),
+    );
+    // The container itself keeps running: victim is not critical.
+    assert_eq!(c.inspect("{{.State.Running}}"), "true");
+    let out = c.exec(&["/sbin/rinit", "probe"]);
+    assert_eq!(out.code, Some(1), "{out}");
+    let (_, stderr) = c.logs();
+    assert!(stderr.contains("victim"), "{stderr}");
+    let took = c.stop();
+    eprintln!("health: docker stop took {took:?}");
+    assert!(took < Duration::from_secs(5), "docker stop took {took:?}");
+}
+
+// ---------------------------------------------------------------------------
+// 4. A critical crash loop
+// ---------------------------------------------------------------------------
+
+#[test]
+fn critical_crash_loop_ends_the_container_with_its_status() {
+    if !have_docker("critical_crash_loop_ends_the_container_with_its_status") {
+        return;
+    }
+    let image = Image::build("crashloop", "services.Dockerfile", Some("crashloop.yaml"));
+    let c = Container::start("crashloop", &[&image.tag]);
+    let code = c.wait_exit(Duration::from_secs(30));
+    let (stdout, stderr) = c.logs();
+    let all = format!("--- stdout\n{stdout}\n--- stderr\n{stderr}");
+    assert_eq!(code, 7, "{all}");
+    // The first run and three restarts.
+    assert_eq!(
+        stdout.matches("crasher | crasher exiting 7").count(),
+        4,
+        "{all}"
+    );
+    assert!(stderr.contains("exiting with status 7"), "{all}");
+}
+
+// ---------------------------------------------------------------------------
+// 5. Behind docker run --init
+// ---------------------------------------------------------------------------
+
+#[test]
+fn behind_docker_init_rinit_is_a_subreaper_and_stops_cleanly() {
+    if !have_docker("behind_docker_init_rinit_is_a_subreaper_and_stops_cleanly") {
+        return;
+    }
+    let image = Image::build("init", "services.Dockerfile", Some("orphans.yaml"));
+    let c = Container::named("init");
+    let out = c.run_detached(&["--init", &image.tag]);
+    if !out.ok() {
+        eprintln!("skipping behind_docker_init_rinit_is_a_subreaper_and_stops_cleanly: docker run --init failed\n{out}");
+        return;
+    }
+    c.wait_log("orphans made");
+    c.wait_log("worker: running");
+    assert_orphans_reaped(&c, |p| p.args == "sleep 0.2");
+
+    let procs = c.top();
+    let show = format!("{procs:#?}\n{}", c.describe());
+    let rinit = procs
+        .iter()
+        .find(|p| p.args.starts_with("/sbin/rinit"))
+        .unwrap_or_else(|| panic!("no rinit\n{show}"));
+    let init = procs
+        .iter()
+        .find(|p| p.pid == rinit.ppid)
+        .unwrap_or_else(|| panic!("no parent of rinit\n{show}"));
+    assert!(
+        init.args.contains("init"),
+        "rinit is not behind docker-init\n{show}"
+    );
+    // The long-lived orphan was adopted by rinit, not by Docker's init.
+    let orphan = procs
+        .iter()
+        .find(|p| p.args == "sleep 31")
+        .unwrap_or_else(|| panic!("no orphan\n{show}"));
+    assert_eq!(
+        orphan.ppid, rinit.pid,
+        "orphan not adopted by rinit\n{show}"
+    );
+
+    let took = c.stop();
+    eprintln!("behind --init: docker stop took {took:?}");
+    let (stdout, stderr) = c.logs();
+    let all = format!("--- stdout\n{stdout}\n--- stderr\n{stderr}");
+    assert_eq!(c.exit_code(), 0, "{all}");
+    assert!(
+        took < Duration::from_secs(5),
+        "docker stop took {took:?}\n{all}"
+    );
+    assert_in_order(
+        &stderr,
+        &[
+            "worker: sending SIGTERM",
+            "worker: stopped",
+            "orphaner: sending SIGTERM",
+            "orphaner: stopped",
+            "exiting with status 0",
+        ],
+        &all,
+    );
+    assert!(stdout.contains("worker | worker got TERM"), "{all}");
+    assert!(stdout.contains("orphaner | orphaner got TERM"), "{all}");
+}
+
+// ---------------------------------------------------------------------------
+// 6. Read-only root file system, non-root user
+// ---------------------------------------------------------------------------
+
+#[test]
+fn read_only_root_and_non_root_user_single_command() {
+    if !have_docker("read_only_root_and_non_root_user_single_command") {
+        return;
+    }
+    let image = Image::build("ro-single", "single.Dockerfile", None);
+    let c = Container::named("ro-single");
+    let out = c.run_to_end(
+        &[
+            "--read-only",
+            "--user",
+            "1000:1000",
+            &image.tag,
+            "sh",
+            "-c",
+            "echo uid $(id -u) gid $(id -g); exit 5",
+        ],
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.code, Some(5), "{out}");
+    assert!(out.stdout.contains("uid 1000 gid 1000"), "{out}");
+    assert!(!out.stderr.contains("ermission denied"), "{out}");
+}
+
+#[test]
+fn read_only_root_and_non_root_user_services() {
+    if !have_docker("read_only_root_and_non_root_user_services") {
+        return;
+    }
+    let image = Image::build("ro-services", "services.Dockerfile", Some("readonly.yaml"));
+    let c = Container::named("ro-services");
+    let out = c.run_detached(&["--read-only", "--user", "1000:1000", &image.tag]);
+    assert!(out.ok(), "{out}");
+    c.wait_ready();
+    let out = c.exec(&["/sbin/rinit", "probe"]);
+    assert!(out.ok(), "{out}");
+
+    let took = c.stop();
+    eprintln!("read-only, uid 1000: docker stop took {took:?}");
+    let (stdout, stderr) = c.logs();
+    let all = format!("--- stdout\n{stdout}\n--- stderr\n{stderr}");
+    assert_eq!(c.exit_code(), 0, "{all}");
+    assert!(
+        took < Duration::from_secs(5),
+        "docker stop took {took:?}\n{all}"
+    );
+    assert!(
+        stdout.contains("setup | setup as uid 1000 gid 1000"),
+        "{all}"
+    );
+    assert!(stdout.contains("app | app got TERM"), "{all}");
+}
+
+// ---------------------------------------------------------------------------
+// 7. The examples
+// ---------------------------------------------------------------------------
+
+#[test]
+fn examples_run_in_docker() {
+    if !have_docker("examples_run_in_docker") {
+        return;
+    }
+    let single = Image::example_single();
+
+    // examples/single.Dockerfile as documented: its CMD, stopped by Docker.
+    let c = Container::start("example-single", &[&single.tag]);
+    c.wait_log("hello from rinit");
+    let took = c.stop();
+    eprintln!("examples/single.Dockerfile: docker stop took {took:?}");
+    assert_eq!(c.exit_code(), 0, "{}", c.describe());
+    assert!(c.logs().0.contains("bye"), "{}", c.describe());
+    assert!(took < Duration::from_secs(5), "docker stop took {took:?}");
+    drop(c);
+
+    // examples/devcontainer.yaml, run as its header says (--entrypoint drops
+    // the base image's CMD, so there is no main command).
+    let text = std::fs::read_to_string(examples::examples_dir().join("devcontainer.yaml"))
+        .expect("examples/devcontainer.yaml");
+    let dev = Image::with_config("example-dev", &single, &text);
+    let c = Container::start("example-dev", &["--entrypoint", "/sbin/rinit", &dev.tag]);
+    c.wait_ready();
+    let page = c.exec(&["wget", "-q", "-O", "-", "http://127.0.0.1:8080/"]);
+    assert!(
+        page.stdout.contains("hello from the dev container"),
+        "{page}"
+    );
+    c.wait_log("worker | hello from the dev container");
+    let took = c.stop();
+    eprintln!("examples/devcontainer.yaml: docker stop took {took:?}");
+    let (stdout, stderr) = c.logs();
+    let all = format!("--- stdout\n{stdout}\n--- stderr\n{stderr}");
+    assert_eq!(c.exit_code(), 0, "{all}");
+    assert!(
+        took < Duration::from_secs(5),
+        "docker stop took {took:?}\n{all}"
+    );
+    assert!(!stderr.contains("main command"), "{all}");
+    assert_in_order(
+        &stderr,
+        &[
+            "worker: sending SIGINT",
+            "worker: stopped",
+            "web: sending SIGTERM",
+            "web: stopped",
+        ],
+        &all,
+    );
+    assert!(stdout.contains("worker | worker draining"), "{all}");
+    drop(c);
+
+    // The Kubernetes ConfigMap's config, under the Pod's securityContext
+    // (read-only root, uid 1000, an emptyDir at /tmp) and grace period.
+    let k8s = Image::with_config("example-k8s", &single, &examples::kubernetes_config());
+    let c = Container::start(
+        "example-k8s",
+        &[
+            "--read-only",
+            "--user",
+            "1000:1000",
+            "--tmpfs",
+            "/tmp:mode=1777",
+            "--entrypoint",
+            "/sbin/rinit",
+            &k8s.tag,
+            "--config",
+            "/etc/rinit.yaml",
+        ],
+    );
+    c.wait_ready();
+    let out = c.exec(&["/sbin/rinit", "probe"]);
+    assert!(out.ok(), "{out}");
+    let t = Instant::now();
+    let out = docker(&["stop", "-t", "30", &c.name], Duration::from_secs(60));
+    let took = t.elapsed();
+    assert!(out.ok(), "{out}");
+    eprintln!("examples/kubernetes.yaml: docker stop -t 30 took {took:?} (drain 5s)");
+    let (stdout, stderr) = c.logs();
+    let all = format!("--- stdout\n{stdout}\n--- stderr\n{stderr}");
+    assert_eq!(c.exit_code(), 0, "{all}");
+    assert!(
+        took >= Duration::from_secs(5) && took < Duration::from_secs(10),
+        "docker stop took {took:?}\n{all}"
+    );
+    assert_in_order(
+        &stderr,
+        &[
+            "drain 5s",
+            "worker: sending SIGTERM",
+            "web: sending SIGTERM",
+        ],
+        &all,
+    );
+}
+
+/// BUG (src/os/sys.rs, child side of spawn): a non-root rinit accepts a
+/// service whose `user:` is its own identity (main.rs `check_identities`
+/// compares only the uid), then the child calls setgroups(2) anyway, which
+/// needs CAP_SETGID: EPERM, "cannot switch user ... (Groups)", exit 126.
+#[test]
+#[ignore = "rinit bug: non-root rinit cannot run a service whose user: is its own uid:gid"]
+fn non_root_rinit_runs_a_service_whose_user_is_its_own() {
+    if !have_docker("non_root_rinit_runs_a_service_whose_user_is_its_own") {
+        return;
+    }
+    let image = Image::build("ownuser", "services.Dockerfile", Some("ownuser.yaml"));
+    let c = Container::named("ownuser");
+    let out = c.run_detached(&["--read-only", "--user", "1000:1000", &image.tag]);
+    assert!(out.ok(), "{out}");
+    c.wait_log("app: running");
+    c.wait_log("app | app as uid 1000 gid 1000");
+    let took = c.stop();
+    let (stdout, stderr) = c.logs();
+    let all = format!("--- stdout\n{stdout}\n--- stderr\n{stderr}");
+    assert_eq!(c.exit_code(), 0, "{all}");
+    assert!(
+        took < Duration::from_secs(5),
+        "docker stop took {took:?}\n{all}"
+    );
+    assert!(!stderr.contains("cannot switch user"), "{all}");
+}
+
+/// BUG (src/output.rs with the shutdown sequencing in src/core): each
+/// service's output goes through its own relay thread, and the next wave is
+/// signalled as soon as the reaper reports the exit, without waiting for the
+/// stopped service's relay to drain its pipe. When the relay threads lag
+/// (CPU contention), a service's last lines ("s7 got TERM") reach docker
+/// logs after lines of services stopped later, so the log contradicts the
+/// stop order (rinit's own stderr lines are in order). Seen in 9 of 10 runs.
+#[test]
+#[ignore = "rinit bug: service output in docker logs can lag behind the stop order"]
+fn service_output_follows_the_stop_order_under_cpu_contention() {
+    if !have_docker("service_output_follows_the_stop_order_under_cpu_contention") {
+        return;
+    }
+    let image = Image::build("chain", "services.Dockerfile", Some("chain.yaml"));
+    let expected: Vec<String> = (1..=8)
+        .rev()
+        .map(|i| format!("s{i} | s{i} got TERM"))
+        .collect();
+    let expected: Vec<&str> = expected.iter().map(String::as_str).collect();
+    for run in 0..3 {
+        let c = Container::start(&format!("chain{run}"), &["--cpuset-cpus", "0", &image.tag]);
+        c.wait_log("s8: running");
+        let took = c.stop();
+        let (stdout, stderr) = c.logs();
+        let all =
+            format!("run {run}, stop took {took:?}\n--- stdout\n{stdout}\n--- stderr\n{stderr}");
+        let rinit_order: Vec<String> = (1..=8).rev().map(|i| format!("s{i}: stopped")).collect();
+        let rinit_order: Vec<&str> = rinit_order.iter().map(String::as_str).collect();
+        assert_in_order(&stderr, &rinit_order, &all);
+        assert_in_order(&stdout, &expected, &all);
+    }
+}
