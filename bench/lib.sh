@@ -8,7 +8,7 @@
 export LC_ALL=C
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_DIR=$(dirname "$BENCH_DIR")
-RESULTS="$BENCH_DIR/RESULTS.md"
+RESULTS=${RESULTS_FILE:-$BENCH_DIR/RESULTS.md} # RESULTS_FILE=/tmp/x.md for a trial run
 WORK=$(mktemp -d /tmp/rinit-bench.XXXXXX)
 BG_PIDS=()
 WATCHDOG_PID=""
@@ -205,29 +205,35 @@ machine_line() {
 # ---- RESULTS.md -----------------------------------------------------------------
 
 # write_section NAME FILE: puts FILE into RESULTS.md between the markers of
-# section NAME, keeping the other script's section as it was.
+# section NAME. Everything else in the file (the other script's section, or
+# sections other scripts add) is kept as it is; a missing section is appended.
 write_section() {
-    local name=$1 file=$2 out="$WORK/RESULTS.new" s
-    {
-        echo "# rinit benchmark results"
-        echo
-        echo "Written by \`bench/run.sh\` (single-command mode) and \`bench/services.sh\`"
-        echo "(services mode); see \`bench/README.md\` for what each number means."
-        for s in single services; do
+    local name=$1 file=$2 out="$WORK/RESULTS.new"
+    local b="<!-- section:$name:begin -->" e="<!-- section:$name:end -->"
+    if [ ! -f "$RESULTS" ]; then
+        {
+            echo "# rinit benchmark results"
             echo
-            echo "<!-- section:$s:begin -->"
-            if [ "$s" = "$name" ]; then
-                cat "$file"
-            elif [ -f "$RESULTS" ] && grep -q "<!-- section:$s:begin -->" "$RESULTS"; then
-                awk -v b="<!-- section:$s:begin -->" -v e="<!-- section:$s:end -->" '
-                    $0 == e { on = 0 } on { print } $0 == b { on = 1 }' "$RESULTS"
-            else
-                echo "(not run yet)"
-            fi
-            echo "<!-- section:$s:end -->"
-        done
-    } >"$out"
-    # Squeeze the blank lines a replaced section may leave behind.
+            echo "Written by \`bench/run.sh\` (single-command mode) and \`bench/services.sh\`"
+            echo "(services mode); see \`bench/README.md\` for what each number means."
+            echo
+            echo "<!-- section:single:begin -->"
+            echo "(not run yet)"
+            echo "<!-- section:single:end -->"
+            echo
+            echo "<!-- section:services:begin -->"
+            echo "(not run yet)"
+            echo "<!-- section:services:end -->"
+        } >"$RESULTS"
+    fi
+    if grep -qxF "$b" "$RESULTS" && grep -qxF "$e" "$RESULTS"; then
+        awk -v b="$b" -v e="$e" -v f="$file" '
+            $0 == b { print; while ((getline line < f) > 0) print line; skip = 1; next }
+            $0 == e { skip = 0 }
+            !skip { print }' "$RESULTS" >"$out"
+    else
+        { cat "$RESULTS"; echo; echo "$b"; cat "$file"; echo "$e"; } >"$out"
+    fi
     cat -s "$out" >"$RESULTS"
 }
 
