@@ -8,20 +8,24 @@
 #      requests/s (wrk has no rate option: a Lua delay() makes each
 #      connection pause after every response, so the rate is
 #      64 / (pause + latency));
-# plus rinit's VmRSS, VmHWM and thread count before, during (sampled every
-# 100 ms) and after the load. Prints a markdown section; with --write it also
-# puts it into bench/RESULTS.md between <!-- section:http:... --> markers
-# (replacing an earlier one), or bench/HTTP_RESULTS.md if RESULTS.md does not
-# exist.
+# each run repeated against a minimal C epoll server that answers the same
+# way (the yardstick of what this machine allows with one TCP connection per
+# request), plus rinit's CPU share during each run and its VmRSS, VmHWM and
+# thread count before, during (sampled every 100 ms) and after the load.
+# Prints a markdown section; with --write it also puts it at the end of
+# bench/RESULTS.md between <!-- section:http:... --> markers (replacing an
+# earlier one), or into bench/HTTP_RESULTS.md if RESULTS.md does not exist.
 #
 #   sudo bash bench/http.sh [--write]
 #
 # Needs: cargo with the x86_64-unknown-linux-musl target, unshare
-# (util-linux), curl, python3 (to pick a free port), wrk (installed with
-# apt-get when missing and running as root).
+# (util-linux), curl, ss (iproute2), python3 (to pick free ports), gcc (for
+# the reference server, optional), wrk (installed with apt-get when missing
+# and running as root). Takes about 7 minutes: each run waits for the
+# previous one's TIME_WAIT sockets to expire.
 # Knobs (environment): DURATION (10s), CONNS (64), THREADS (2), SERVICES
-# (10), PACES ("64 25 6"), RINIT (use this binary instead of building),
-# KEEP_WORK=1 (keep the temp files).
+# (10), PACES ("64 25 6"), REFERENCE (1; 0 skips the C server), RINIT (use
+# this binary instead of building), KEEP_WORK=1 (keep the temp files).
 set -euo pipefail
 export LC_ALL=C
 
@@ -41,6 +45,7 @@ REPO_DIR=$(dirname "$BENCH_DIR")
 WORK=$(mktemp -d /tmp/rinit-http-bench.XXXXXX)
 UNSHARE_PID=""
 SAMPLER_PID=""
+REF_PID=""
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() {
@@ -51,7 +56,7 @@ die() {
 cleanup() {
     # Only what this script started, by pid: the sampler, and the unshare
     # whose --kill-child takes the namespace (rinit and its services) down.
-    for p in $SAMPLER_PID $UNSHARE_PID; do
+    for p in $SAMPLER_PID $REF_PID $UNSHARE_PID; do
         kill -KILL "$p" 2>/dev/null || true
         wait "$p" 2>/dev/null || true
     done
@@ -148,6 +153,93 @@ sampler_stop() {
     SAMPLER_PID=""
 }
 
+# ---- a reference server -------------------------------------------------------------
+
+# The simplest server that speaks like rinit's: one thread, epoll, for each
+# connection read the head, write a fixed response of the same size as
+# rinit's healthy /healthz, shut the write side, close at the client's EOF.
+# What it gets is what this machine allows for one connection per request;
+# REFERENCE=0 skips it (or it is skipped without gcc).
+REF_URL=""
+REF_PID=""
+if [ "${REFERENCE:-1}" = 1 ] && command -v gcc >/dev/null; then
+    body='{"status":"ok","shutting_down":false,"failing":[]}'
+    cat >"$WORK/ref.c" <<'C'
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static const char BODY[] = "{\"status\":\"ok\",\"shutting_down\":false,\"failing\":[]}";
+static char resp[512];
+static char answered[1 << 16];
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        return 2;
+    int len = snprintf(resp, sizeof resp,
+                       "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+                       "Cache-Control: no-store\r\nConnection: close\r\n\r\n%s",
+                       strlen(BODY), BODY);
+    int l = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), one = 1;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(atoi(argv[1])),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(l, (struct sockaddr *)&a, sizeof a) || listen(l, 128))
+        return 1;
+    int ep = epoll_create1(0);
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = l}, evs[256];
+    epoll_ctl(ep, EPOLL_CTL_ADD, l, &ev);
+    char buf[8192];
+    for (;;) {
+        int n = epoll_wait(ep, evs, 256, -1);
+        for (int i = 0; i < n; i++) {
+            int fd = evs[i].data.fd, c;
+            if (fd == l) {
+                while ((c = accept4(l, NULL, NULL, SOCK_NONBLOCK)) >= 0) {
+                    if (c >= (int)sizeof answered) { close(c); continue; }
+                    answered[c] = 0;
+                    struct epoll_event ce = {.events = EPOLLIN, .data.fd = c};
+                    epoll_ctl(ep, EPOLL_CTL_ADD, c, &ce);
+                }
+                continue;
+            }
+            ssize_t r = read(fd, buf, sizeof buf);
+            if (r < 0 && errno == EAGAIN)
+                continue;
+            if (r <= 0) { close(fd); continue; }
+            /* wrk sends each request head in one write */
+            if (!answered[fd] && memmem(buf, r, "\r\n\r\n", 4)) {
+                if (write(fd, resp, len) < 0) { close(fd); continue; }
+                shutdown(fd, SHUT_WR);
+                answered[fd] = 1;
+            }
+        }
+    }
+}
+C
+    if gcc -O2 -o "$WORK/ref" "$WORK/ref.c" 2>"$WORK/gcc.log"; then
+        REF_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+        "$WORK/ref" "$REF_PORT" &
+        REF_PID=$!
+        REF_URL="http://127.0.0.1:$REF_PORT/healthz"
+        for _ in $(seq 1 100); do
+            [ "$(curl -s -m 1 "$REF_URL" || true)" = "$body" ] && break
+            sleep 0.02
+        done
+        [ "$(curl -s -m 1 "$REF_URL" || true)" = "$body" ] || die "the reference server does not answer"
+    else
+        log "cannot build the reference server (see $WORK/gcc.log); skipping it"
+    fi
+fi
+
 # ---- wrk ---------------------------------------------------------------------------
 
 # to_ms VALUE: wrk's "123.45us" / "1.23ms" / "1.10s" in milliseconds.
@@ -162,12 +254,12 @@ to_ms() {
     }'
 }
 
-# run_wrk NAME ARGS...: runs wrk, keeps its output in $WORK/NAME.txt and
-# fills RPS, P50, P99, MAXL, ERRS, NON2XX, REQS.
+# run_wrk NAME URL ARGS...: runs wrk, keeps its output in $WORK/NAME.txt
+# and fills RPS, P50, P99, MAXL, ERRS, NON2XX, REQS.
 run_wrk() {
-    local name=$1
-    shift
-    timeout 120 wrk --latency "$@" "$URL" >"$WORK/$name.txt" 2>&1 ||
+    local name=$1 url=$2
+    shift 2
+    timeout 120 wrk --latency "$@" "$url" >"$WORK/$name.txt" 2>&1 ||
         die "wrk $* failed: $(cat "$WORK/$name.txt")"
     local out="$WORK/$name.txt"
     RPS=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$out")
@@ -196,14 +288,18 @@ LUA
 # still in TIME_WAIT (SYN retransmissions on the client side). Each run
 # starts once fewer than 100 of the previous run's are left (at most 75 s).
 wait_time_wait() {
-    local n=0
+    local port=$1 n=0
     for _ in $(seq 1 150); do
-        n=$(ss -Htan state time-wait "( sport = :$PORT )" | wc -l)
+        n=$(ss -Htan state time-wait "( sport = :$port )" | wc -l)
         [ "$n" -lt 100 ] && return 0
         sleep 0.5
     done
-    log "still $n TIME_WAIT sockets on port $PORT; going on"
+    log "still $n TIME_WAIT sockets on port $port; going on"
 }
+
+# cpu_ticks: rinit's utime + stime, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$PID/stat"; }
+HZ=$(getconf CLK_TCK)
 
 # syn_retrans: the machine-wide TcpExt TCPSynRetrans counter.
 syn_retrans() {
@@ -214,20 +310,35 @@ syn_retrans() {
 }
 
 ROWS=()
-# bench_run LABEL WRK-ARGS...: one row of the table.
+# bench_run LABEL WRK-ARGS...: one row of the table: rinit, then the
+# reference server under the same wrk arguments.
 bench_run() {
     local label=$1
     shift
-    wait_time_wait
-    local syn0 syn1
+    wait_time_wait "$PORT"
+    local syn0 syn1 t0 t1 c0 c1 cpu_pct ref="—"
     syn0=$(syn_retrans)
-    run_wrk "run${#ROWS[@]}" "$@"
+    c0=$(cpu_ticks)
+    t0=$(date +%s%N)
+    run_wrk "rinit${#ROWS[@]}" "$URL" "$@"
+    t1=$(date +%s%N)
+    c1=$(cpu_ticks)
     syn1=$(syn_retrans)
-    ROWS+=("| $label | $RPS | $P50 | $P99 | $MAXL | $REQS | $ERRS | $NON2XX | $((syn1 - syn0)) |")
+    cpu_pct=$(awk -v c=$((c1 - c0)) -v hz="$HZ" -v ns=$((t1 - t0)) 'BEGIN {printf "%.0f", 100 * c / hz / (ns / 1e9)}')
     LAST_RPS=$RPS
     LAST_P99=$P99
+    local row="| $label | $RPS | $P50 | $P99 | $MAXL | $((ERRS + NON2XX)) | $cpu_pct % | $((syn1 - syn0))"
+    if [ -n "$REF_URL" ]; then
+        wait_time_wait "$REF_PORT"
+        run_wrk "ref${#ROWS[@]}" "$REF_URL" "$@"
+        row+=" | $RPS | $P50 | $P99 | $((ERRS + NON2XX))"
+    else
+        row+=" | $ref | $ref | $ref | $ref"
+    fi
+    ROWS+=("$row |")
 }
 
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 read -r RSS0 HWM0 THR0 <<<"$(snapshot)"
 log "before: VmRSS $RSS0 KiB, VmHWM $HWM0 KiB, $THR0 threads"
 
@@ -246,6 +357,7 @@ done
 R_RPS=$LAST_RPS
 R_P99=$LAST_P99
 sampler_stop
+LOAD1=$(cut -d' ' -f1-3 /proc/loadavg)
 
 RSS_MAX=$(awk 'max < $1 {max = $1} END {print max + 0}' "$WORK/samples")
 HWM_MAX=$(awk 'max < $2 {max = $2} END {print max + 0}' "$WORK/samples")
@@ -274,13 +386,15 @@ git_rev=$(cd "$REPO_DIR" && git rev-parse --short HEAD 2>/dev/null || echo unkno
     echo "## HTTP (\`bench/http.sh\`)"
     echo
     echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-    echo "- machine: $(uname -srm), ${cpu:-unknown cpu}, $(nproc) CPUs; wrk and rinit share them"
+    echo "- machine: $(uname -srm), ${cpu:-unknown cpu}, $(nproc) CPUs; wrk and rinit share them; load average $LOAD0 before the runs, $LOAD1 after"
     echo "- rinit: $("$BIN" --version 2>/dev/null || echo rinit), git $git_rev, static musl release build"
     echo "- setup: rinit as PID 1 of a fresh namespace (\`${UNSHARE[*]}\`), $SERVICES services (\`sleep 3600\`), health on 127.0.0.1; $(wrk --version 2>&1 | head -1 | awk '{print $1, $2}') on the same machine, GET /healthz"
     echo "- every rinit response says \`Connection: close\`, so each request is a new TCP connection (wrk reconnects)"
     echo
-    echo "| run | requests/s | p50 ms | p99 ms | max ms | requests | socket errors | non-2xx | SYN retransmits (machine-wide) |"
-    echo "|---|---|---|---|---|---|---|---|---|"
+    echo "Latencies in ms, as wrk measures them (from writing the request to the end of the response). \"errors\": socket errors plus non-2xx answers. \"SYN retransmits\": the machine-wide counter during the rinit run. The reference is the minimal C epoll server above, run right after rinit with the same wrk arguments."
+    echo
+    echo "| run | rinit req/s | p50 | p99 | max | errors | rinit CPU | SYN retransmits | reference req/s | p50 | p99 | errors |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
     for row in "${ROWS[@]}"; do echo "$row"; done
     echo
     echo "| rinit (PID 1) | VmRSS KiB | VmHWM KiB | threads |"
