@@ -237,20 +237,23 @@ fn check_shell(cfg: &config::Config) -> Result<(), String> {
     ))
 }
 
-/// SPEC section 8: `user:` needs the right to switch identities.
+/// SPEC section 8: `user:` needs the right to switch identities. A
+/// non-root rinit accepts only its own uid and gid there (and then starts
+/// the service without switching: see `runtime`).
 fn check_identities(cfg: &config::Config) -> Result<(), String> {
-    let euid = os::sys::euid();
+    let (euid, egid) = (os::sys::euid(), os::sys::egid());
     if euid == 0 {
         return Ok(());
     }
     for s in &cfg.services {
         if let Some(id) = &s.user {
-            if id.uid != euid {
+            if id.uid != euid || id.gid != egid {
                 return Err(format!(
-                    "{}: service '{}' has user uid {} but rinit runs as uid {euid} and cannot switch users; run rinit as root or drop `user:`",
+                    "{}: service '{}' has user {}:{} but rinit runs as {euid}:{egid} and cannot switch users; run rinit as root, or drop `user:`",
                     cfg.path.display(),
                     s.name,
-                    id.uid
+                    id.uid,
+                    id.gid
                 ));
             }
         }

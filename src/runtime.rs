@@ -144,7 +144,12 @@ fn serve_health(spec: &RunSpec, sup: &Supervisor) -> std::io::Result<Option<Arc<
         return Ok(None);
     };
     let published = Arc::new(Published::new(sup.snapshot()));
-    crate::health::serve(listener.try_clone()?, Arc::clone(&published))?;
+    // rinit's own fds, plus per service: two relay pipes, a spawn's
+    // transient pipes and a probe socket.
+    let services = spec.config.as_ref().map_or(0, |c| c.services.len()) as u64;
+    let reserve = 32 + 8 * services;
+    let limits = crate::health::Limits::within_fd_budget(sys::fd_limit().unwrap_or(1024), reserve);
+    crate::health::serve_with(listener.try_clone()?, Arc::clone(&published), limits)?;
     Ok(Some(published))
 }
 
@@ -356,7 +361,9 @@ impl Shell {
             argv: &argv,
             env: &env,
             workdir: Some(svc.workdir.as_deref().unwrap_or(&self.cwd)),
-            identity: svc.user.as_ref(),
+            // Only root switches; otherwise `main` checked that `user:` is
+            // rinit's own identity, and setgroups would fail without privilege.
+            identity: svc.user.as_ref().filter(|_| sys::euid() == 0),
             group: Group::NewSession,
             stdio,
             keep_fds: &no_fds,

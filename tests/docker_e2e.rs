@@ -1182,7 +1182,6 @@ fn examples_run_in_docker() {
 /// compares only the uid), then the child calls setgroups(2) anyway, which
 /// needs CAP_SETGID: EPERM, "cannot switch user ... (Groups)", exit 126.
 #[test]
-#[ignore = "rinit bug: non-root rinit cannot run a service whose user: is its own uid:gid"]
 fn non_root_rinit_runs_a_service_whose_user_is_its_own() {
     if !have_docker("non_root_rinit_runs_a_service_whose_user_is_its_own") {
         return;

@@ -1497,7 +1497,6 @@ services:
 /// down: anyone who can reach the health port can take it down, given a low
 /// RLIMIT_NOFILE. See the report of issue 4's end-to-end tests.
 #[test]
-#[ignore = "rinit bug: HTTP connections can take the descriptors that service restarts need"]
 fn a_connection_flood_at_the_descriptor_limit_does_not_break_restarts() {
     let _serial = serial();
     let prlimit = find_program("prlimit");
@@ -1542,8 +1541,10 @@ services:
             }
         });
         assert!(
-            wait_for(Duration::from_secs(3), || open_fds(pid).len() >= 60),
-            "the flood did not reach the descriptor limit"
+            // rinit bounds its connections to what the limit leaves after a
+            // reserve for the supervisor (64 - 40 here): the flood fills that.
+            wait_for(Duration::from_secs(3), || open_fds(pid).len() >= 28),
+            "the flood did not fill the connection bound"
         );
         assert!(kill(old_host, libc::SIGKILL));
         // One kill -9, one restart: running again after the 100 ms backoff.

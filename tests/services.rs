@@ -318,7 +318,8 @@ services:
         return;
     };
     dir.wait_line("ready", LONG).expect("service started");
-    dir.wait_line("child.ready", LONG).expect("its child trapping USR1");
+    dir.wait_line("child.ready", LONG)
+        .expect("its child trapping USR1");
     inst.signal(libc::SIGTERM);
     assert_eq!(inst.expect_exit(LONG), 0, "{}", inst.stderr());
     let got = dir.read("got").unwrap_or_default();
@@ -561,7 +562,7 @@ services:
     };
     dir.wait_line("stable", LONG).expect("service up");
     let pid = inst.pid();
-    let (fds0, threads0) = (open_fds(pid).len(), thread_count(pid));
+    let (fds0, threads0) = steady_counts(pid);
     std::fs::remove_file(dir.join("stable")).ok();
     dir.write("crash", b"");
     assert!(wait_for(Duration::from_secs(60), || count_lines(
@@ -583,6 +584,20 @@ services:
     );
     inst.signal(libc::SIGTERM);
     assert_eq!(inst.expect_exit(LONG), 0);
+}
+
+/// rinit's (fd count, thread count) once two samples 100 ms apart agree,
+/// so a spawn or a relay thread caught mid-start is not the baseline.
+fn steady_counts(pid: i32) -> (usize, usize) {
+    let sample = || (open_fds(pid).len(), thread_count(pid));
+    let mut last = sample();
+    let steady = wait_for(LONG, || {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = sample();
+        std::mem::replace(&mut last, now) == now
+    });
+    assert!(steady, "rinit's fds and threads never settled");
+    last
 }
 
 fn thread_count(pid: i32) -> usize {

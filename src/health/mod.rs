@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::core::snapshot::Snapshot;
 
-pub use server::{bind, serve};
+pub use server::{bind, serve_with, Limits};
 
 /// The latest snapshot, shared between the supervisor (writer) and the HTTP
 /// server (reader). The lock is held only to clone or swap the `Arc`; the old

@@ -77,12 +77,23 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     TcpListener::bind(addr)
 }
 
-/// Start the server thread on `listener`, answering from `published`.
-pub fn serve(listener: TcpListener, published: Arc<Published>) -> io::Result<JoinHandle<()>> {
-    serve_with(listener, published, Limits::default())
+/// Descriptors freed, beyond the one that failed, when accept runs out.
+const EMFILE_SPARE: usize = 8;
+
+impl Limits {
+    /// The default limits, with the connection bound lowered so that open
+    /// connections can use at most `fd_limit - reserve` descriptors: a
+    /// flood of clients must leave the supervisor what it needs to spawn.
+    pub fn within_fd_budget(fd_limit: u64, reserve: u64) -> Limits {
+        let mut limits = Limits::default();
+        let budget = usize::try_from(fd_limit.saturating_sub(reserve)).unwrap_or(usize::MAX);
+        limits.max_conns = limits.max_conns.min(budget).max(1);
+        limits
+    }
 }
 
-/// `serve` with explicit bounds.
+/// Starts the server thread on `listener`, answering from `published`,
+/// within `limits`.
 pub fn serve_with(
     listener: TcpListener,
     published: Arc<Published>,
@@ -306,7 +317,10 @@ impl Server {
     /// failing again.
     fn lower_cap(&mut self, e: &io::Error, now: Instant) {
         let already = self.fd_cap.is_some_and(|(_, until)| until > now);
-        let cap = self.conns.len().max(1);
+        // Leave the rest of rinit (spawns, pipes, probes) a few descriptors:
+        // the health server must never starve the supervisor.
+        let cap = self.conns.len().saturating_sub(EMFILE_SPARE).max(1);
+        while self.conns.len() > cap && self.evict_one() {}
         self.fd_cap = Some((cap, now + FD_CAP_HOLD));
         if already {
             log::debug!("http: accept: {e}; connection cap now {cap}");
