@@ -5,6 +5,7 @@
 //! only these threads (and, through the pipe, the service), never the
 //! supervisor or the reaper.
 
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::sync::{Arc, Condvar, Mutex};
@@ -19,19 +20,30 @@ pub enum Stream {
     Stderr,
 }
 
-/// Counts live relay threads so rinit can let them finish before it exits.
+/// Counts live relay threads, per service, so rinit can let a service's
+/// last lines out before it goes on (the shutdown's next wave, or exit).
 #[derive(Default)]
 pub struct Relays {
-    live: Mutex<usize>,
+    live: Mutex<HashMap<String, usize>>,
     idle: Condvar,
 }
 
 impl Relays {
     /// Waits until every relay has written its last line, at most `limit`.
     pub fn drain(&self, limit: Duration) {
+        self.wait_until(limit, |live| live.values().all(|&n| n == 0));
+    }
+
+    /// Waits until `name`'s relays have written their last line, at most
+    /// `limit` (a process that inherited its stdout may hold it open).
+    pub fn drain_service(&self, name: &str, limit: Duration) {
+        self.wait_until(limit, |live| live.get(name).is_none_or(|&n| n == 0));
+    }
+
+    fn wait_until(&self, limit: Duration, done: impl Fn(&HashMap<String, usize>) -> bool) {
         let end = Instant::now() + limit;
         let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
-        while *live > 0 {
+        while !done(&live) {
             let left = end.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return;
@@ -43,9 +55,10 @@ impl Relays {
         }
     }
 
-    fn add(&self, n: isize) {
+    fn add(&self, name: &str, n: isize) {
         let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
-        *live = live.saturating_add_signed(n);
+        let count = live.entry(name.to_string()).or_insert(0);
+        *count = count.saturating_add_signed(n);
         self.idle.notify_all();
     }
 }
@@ -55,16 +68,17 @@ impl Relays {
 pub fn relay(relays: &Arc<Relays>, name: &str, fd: OwnedFd, stream: Stream) {
     let prefix = format!("{name} | ").into_bytes();
     let relays2 = Arc::clone(relays);
-    relays.add(1);
+    let owner = name.to_string();
+    relays.add(name, 1);
     let spawned = std::thread::Builder::new()
         .name(format!("out-{name}"))
         .stack_size(64 * 1024)
         .spawn(move || {
             pump(std::fs::File::from(fd), &prefix, stream);
-            relays2.add(-1);
+            relays2.add(&owner, -1);
         });
     if let Err(e) = spawned {
-        relays.add(-1);
+        relays.add(name, -1);
         log::error!("cannot relay output of {name}: {e}");
     }
 }

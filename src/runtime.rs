@@ -23,6 +23,10 @@ use crate::output::{self, Relays, Stream};
 /// The default cap on a shutdown (SPEC: `--grace`, `shutdown.timeout`).
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(9);
 
+/// How long a stopped service's output may take to come out before the
+/// shutdown moves on without it.
+const RELAY_DRAIN: Duration = Duration::from_millis(100);
+
 pub struct RunSpec {
     pub config: Option<Config>,
     pub command: Vec<OsString>,
@@ -175,6 +179,13 @@ fn event_loop(
             p.publish(Arc::new(sup.snapshot()));
         }
         if let Some(event) = shell.wait(sup.next_deadline(), rx) {
+            if let Event::Exited { pid, .. } = event {
+                if let Some(name) = sup.stopping_service(pid) {
+                    // Its last lines go out before the next wave is
+                    // signalled, so the log follows the stop order.
+                    shell.relays.drain_service(name, RELAY_DRAIN);
+                }
+            }
             pending.push_back(event);
         }
     }

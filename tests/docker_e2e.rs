@@ -1177,10 +1177,9 @@ fn examples_run_in_docker() {
     );
 }
 
-/// BUG (src/os/sys.rs, child side of spawn): a non-root rinit accepts a
-/// service whose `user:` is its own identity (main.rs `check_identities`
-/// compares only the uid), then the child calls setgroups(2) anyway, which
-/// needs CAP_SETGID: EPERM, "cannot switch user ... (Groups)", exit 126.
+/// Regression: a non-root rinit used to accept a `user:` naming its own
+/// uid, then call setgroups(2) in the child, which needs privilege: EPERM,
+/// exit 126, a crash loop. Only root switches identity now.
 #[test]
 fn non_root_rinit_runs_a_service_whose_user_is_its_own() {
     if !have_docker("non_root_rinit_runs_a_service_whose_user_is_its_own") {
@@ -1203,15 +1202,12 @@ fn non_root_rinit_runs_a_service_whose_user_is_its_own() {
     assert!(!stderr.contains("cannot switch user"), "{all}");
 }
 
-/// BUG (src/output.rs with the shutdown sequencing in src/core): each
-/// service's output goes through its own relay thread, and the next wave is
-/// signalled as soon as the reaper reports the exit, without waiting for the
-/// stopped service's relay to drain its pipe. When the relay threads lag
-/// (CPU contention), a service's last lines ("s7 got TERM") reach docker
-/// logs after lines of services stopped later, so the log contradicts the
-/// stop order (rinit's own stderr lines are in order). Seen in 9 of 10 runs.
+/// Regression: each service's output has its own relay thread, and the
+/// next wave used to be signalled as soon as the exit was reaped, so under
+/// CPU contention a service's last lines ("s7 got TERM") reached docker logs
+/// after those of services stopped later (9 of 10 runs). The runtime now
+/// lets a stopped service's relays finish (bounded) before moving on.
 #[test]
-#[ignore = "rinit bug: service output in docker logs can lag behind the stop order"]
 fn service_output_follows_the_stop_order_under_cpu_contention() {
     if !have_docker("service_output_follows_the_stop_order_under_cpu_contention") {
         return;

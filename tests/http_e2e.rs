@@ -1297,7 +1297,7 @@ services:
     let addr = r.addr;
 
     let mut oversize = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ".to_vec();
-    oversize.extend(std::iter::repeat(b'a').take(9 * 1024));
+    oversize.extend(std::iter::repeat_n(b'a', 9 * 1024));
     oversize.extend_from_slice(b"\r\n\r\n");
     let mut many_headers = b"GET /healthz HTTP/1.1\r\n".to_vec();
     for i in 0..100 {
@@ -1305,7 +1305,7 @@ services:
     }
     many_headers.extend_from_slice(b"\r\n");
     let mut endless_line = b"GET /".to_vec();
-    endless_line.extend(std::iter::repeat(b'x').take(20 * 1024));
+    endless_line.extend(std::iter::repeat_n(b'x', 20 * 1024));
     let cases: Vec<(&str, Vec<u8>, u16)> = vec![
         (
             "garbage bytes",

@@ -100,6 +100,15 @@ impl Supervisor {
         acts
     }
 
+    /// During a shutdown, the name of the service whose process `pid` is.
+    pub fn stopping_service(&self, pid: i32) -> Option<&str> {
+        self.shutdown.as_ref()?;
+        self.services
+            .iter()
+            .find(|s| s.pid() == Some(pid))
+            .map(|s| s.name())
+    }
+
     /// Log lines produced since the last call.
     pub fn take_notes(&mut self) -> Vec<Note> {
         std::mem::take(&mut self.notes)
