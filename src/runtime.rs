@@ -31,7 +31,8 @@ pub struct RunSpec {
     pub config: Option<Config>,
     pub command: Vec<OsString>,
     pub grace: Option<Duration>,
-    /// The bound health socket; served once the first snapshot exists.
+    /// The bound health socket; served (and taken) once the first
+    /// snapshot exists.
     pub health: Option<std::net::TcpListener>,
     /// Fds rinit inherited (already close-on-exec): the main command keeps
     /// them, rinit closes them once it no longer needs them.
@@ -59,7 +60,7 @@ struct Shell {
 }
 
 /// Runs until the supervisor decides to exit; returns the exit status.
-pub fn run(spec: RunSpec) -> i32 {
+pub fn run(mut spec: RunSpec) -> i32 {
     let (tx, rx) = mpsc::channel();
     let counter = Arc::new(SpawnCounter::default());
     if let Err(e) = start_threads(&tx, &counter) {
@@ -67,7 +68,7 @@ pub fn run(spec: RunSpec) -> i32 {
         return 2;
     }
     let mut sup = Supervisor::new(policies(&spec), run_policy(&spec));
-    let published = match serve_health(&spec, &sup) {
+    let published = match serve_health(&mut spec, &sup) {
         Ok(p) => p,
         Err(e) => {
             log::error!("cannot start the health server: {e}");
@@ -143,8 +144,9 @@ fn run_policy(spec: &RunSpec) -> RunPolicy {
 
 /// Starts the HTTP server on the bound socket, answering from the
 /// supervisor's initial snapshot until the first event is handled.
-fn serve_health(spec: &RunSpec, sup: &Supervisor) -> std::io::Result<Option<Arc<Published>>> {
-    let Some(listener) = &spec.health else {
+/// The server thread takes the socket: rinit keeps no second copy.
+fn serve_health(spec: &mut RunSpec, sup: &Supervisor) -> std::io::Result<Option<Arc<Published>>> {
+    let Some(listener) = spec.health.take() else {
         return Ok(None);
     };
     let published = Arc::new(Published::new(sup.snapshot()));
@@ -153,7 +155,7 @@ fn serve_health(spec: &RunSpec, sup: &Supervisor) -> std::io::Result<Option<Arc<
     let services = spec.config.as_ref().map_or(0, |c| c.services.len()) as u64;
     let reserve = 32 + 8 * services;
     let limits = crate::health::Limits::within_fd_budget(sys::fd_limit().unwrap_or(1024), reserve);
-    crate::health::serve_with(listener.try_clone()?, Arc::clone(&published), limits)?;
+    crate::health::serve_with(listener, Arc::clone(&published), limits)?;
     Ok(Some(published))
 }
 

@@ -431,6 +431,12 @@ impl Supervisor {
             })
     }
 
+    /// Will never run again: ended for good, or waiting on a dependency
+    /// that ended without ever being ready.
+    fn over(&self, i: usize) -> bool {
+        self.services.get(i).is_some_and(|s| s.is_terminal()) || self.blocked(i)
+    }
+
     fn deps_ready(&self, i: usize) -> bool {
         self.services[i]
             .policy
@@ -446,10 +452,7 @@ impl Supervisor {
                 acts.push(Action::Spawn(Who::Service(i)));
             }
         }
-        let settled = (0..self.services.len()).all(|i| {
-            let s = &self.services[i];
-            s.ever_ready || s.is_terminal() || self.blocked(i)
-        });
+        let settled = (0..self.services.len()).all(|i| self.services[i].ever_ready || self.over(i));
         if self.run.has_main && self.main == MainState::NotStarted && settled {
             self.main = MainState::Starting;
             acts.push(Action::Spawn(Who::Main));
@@ -461,8 +464,7 @@ impl Supervisor {
         if self.run.has_main || self.services.is_empty() {
             return;
         }
-        let ended =
-            (0..self.services.len()).all(|i| self.services[i].is_terminal() || self.blocked(i));
+        let ended = (0..self.services.len()).all(|i| self.over(i));
         if ended {
             self.note(Level::Info, "no service can run any more".to_string());
             self.begin_shutdown(Cause::AllEnded, now, acts);
