@@ -6,14 +6,7 @@
 //! before anything starts; once the runtime runs, errors are logged and
 //! rinit carries on.
 
-mod cli;
-mod config;
-mod core;
-mod health;
-mod os;
-mod output;
-mod probes;
-mod runtime;
+use rinit_pid1::{cli, config, health, os, runtime};
 
 use std::ffi::OsString;
 use std::io::Write;
