@@ -92,8 +92,9 @@ impl Supervisor {
             Event::ProbeResult {
                 service,
                 generation,
+                attempt,
                 ok,
-            } => self.on_probe_result(service, generation, ok, now, &mut acts),
+            } => self.on_probe_result(service, generation, Some(attempt), ok, now, &mut acts),
             Event::Tick => {}
         }
         self.step(now, &mut acts);
@@ -211,7 +212,7 @@ impl Supervisor {
         match who {
             Who::Main => self.on_main_exit(status, now, acts),
             Who::Service(i) => self.on_service_exit(i, status, now, acts),
-            Who::Probe(i) => self.on_probe_result(i, self.generation_of(i), false, now, acts),
+            Who::Probe(i) => self.on_probe_result(i, self.generation_of(i), None, false, now, acts),
         }
     }
 
@@ -233,7 +234,7 @@ impl Supervisor {
             .position(|s| s.probe_pid() == Some(pid))
         {
             let ok = status == ExitStatus::Code(0);
-            return self.on_probe_result(i, self.generation_of(i), ok, now, acts);
+            return self.on_probe_result(i, self.generation_of(i), None, ok, now, acts);
         }
         self.orphans_reaped += 1;
         self.note(Level::Debug, format!("reaped orphan pid {pid} ({status})"));
@@ -341,10 +342,13 @@ impl Supervisor {
             .collect()
     }
 
+    /// `attempt`: the network attempt a result names; None for an exec
+    /// probe (matched by its pid) or a timeout the core decided itself.
     fn on_probe_result(
         &mut self,
         i: usize,
         generation: u64,
+        attempt: Option<u64>,
         ok: bool,
         now: Instant,
         acts: &mut Vec<Action>,
@@ -352,7 +356,9 @@ impl Supervisor {
         let Some(s) = self.services.get_mut(i) else {
             return;
         };
-        if s.generation != generation || s.probe_mut().and_then(|p| p.inflight.as_ref()).is_none() {
+        let inflight = s.probe_mut().and_then(|p| p.inflight.as_ref());
+        let current = inflight.is_some_and(|f| attempt.is_none_or(|a| a == f.attempt));
+        if s.generation != generation || !current {
             return;
         }
         if let Some(pid) = s.finish_probe(now) {
@@ -405,13 +411,14 @@ impl Supervisor {
             .is_some_and(|f| now >= f.deadline);
         if timed_out {
             let generation = s.generation;
-            return self.on_probe_result(i, generation, false, now, acts);
+            return self.on_probe_result(i, generation, None, false, now, acts);
         }
         match s.probe_due(now) {
             Some(ProbeKind::Exec) => acts.push(Action::Spawn(Who::Probe(i))),
             Some(ProbeKind::Network) => acts.push(Action::Probe {
                 service: i,
                 generation: s.generation,
+                attempt: s.probe_mut().map_or(0, |p| p.attempts),
             }),
             None => {}
         }
