@@ -16,11 +16,20 @@ use cli::Cli;
 
 const DEFAULT_CONFIG: &str = "/etc/rinit.yaml";
 
+/// The loader runs this before Rust's runtime and `main`: from rinit's
+/// first instruction on, every signal is blocked, so a SIGTERM sent right
+/// after exec (or during a long config parse) stays pending for the signal
+/// thread instead of being dropped, as the kernel drops a PID 1's signals
+/// that have no handler. `main` then narrows the mask.
+#[used]
+#[link_section = ".init_array"]
+static BLOCK_SIGNALS_AT_LOAD: extern "C" fn() = block_signals_at_load;
+
+extern "C" fn block_signals_at_load() {
+    os::sys::block_everything();
+}
+
 fn main() {
-    // Before anything else, and before any thread exists: a SIGTERM sent in
-    // rinit's first microseconds (or during a long config parse) stays
-    // pending for the signal thread instead of being dropped by the kernel,
-    // which ignores a PID 1's signals that have no handler.
     let signals = os::signals::block_forwarded();
     // Then, before anything opens a file: what fds did we inherit?
     let inherited_fds = os::procs::inherited_fds();
@@ -33,7 +42,7 @@ fn main() {
     if !matches!(cli, Cli::Run(_)) {
         // Only a running init takes signals from a thread; the other
         // commands are ordinary processes and Ctrl-C must stop them.
-        signals.unblock();
+        os::sys::unblock_everything();
     }
     let code = match cli {
         Cli::Help => write_out(cli::USAGE),

@@ -297,13 +297,37 @@ fn restore_signal_mask(old: &libc::sigset_t) {
 /// handed to its child; SIGPIPE ignored so a closed stdout is an EPIPE.
 pub fn reset_own_signals(keep_blocked: &SignalSet) {
     // SAFETY: plain signal-mask and disposition changes, made before any
-    // thread exists.
+    // thread exists. Dispositions first: setting SIG_IGN discards a pending
+    // SIGPIPE that unblocking would otherwise deliver with its default
+    // (terminating) action.
     unsafe {
-        libc::pthread_sigmask(libc::SIG_SETMASK, &keep_blocked.0, std::ptr::null_mut());
         libc::signal(libc::SIGCHLD, libc::SIG_DFL);
         libc::signal(libc::SIGTTIN, libc::SIG_IGN);
         libc::signal(libc::SIGTTOU, libc::SIG_IGN);
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &keep_blocked.0, std::ptr::null_mut());
+    }
+}
+
+/// Blocks every signal in the calling thread, allocating nothing: safe to
+/// run from a loader constructor, before Rust's runtime exists.
+pub fn block_everything() {
+    // SAFETY: sigset_t is plain data; sigfillset and sigprocmask only read
+    // and write it and the thread's mask.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::sigprocmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
+    }
+}
+
+/// Undoes `block_everything` for the commands that are not an init.
+pub fn unblock_everything() {
+    // SAFETY: as in `block_everything`.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::sigprocmask(libc::SIG_UNBLOCK, &all, std::ptr::null_mut());
     }
 }
 
@@ -330,14 +354,6 @@ impl SignalSet {
         // SAFETY: pthread_sigmask reads our set and writes nothing else.
         unsafe {
             libc::pthread_sigmask(libc::SIG_BLOCK, &self.0, std::ptr::null_mut());
-        }
-    }
-
-    /// Removes these signals from the calling thread's mask.
-    pub fn unblock(&self) {
-        // SAFETY: pthread_sigmask reads our set and writes nothing else.
-        unsafe {
-            libc::pthread_sigmask(libc::SIG_UNBLOCK, &self.0, std::ptr::null_mut());
         }
     }
 
