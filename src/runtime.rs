@@ -15,6 +15,7 @@ use crate::config::{Config, Output, ReadyCheck};
 use crate::core::types::{Action, Event, RunPolicy, Who};
 use crate::core::{Level, Supervisor};
 use crate::health::Published;
+use crate::os::groups::Groups;
 use crate::os::reaper::{self, Reaped, SpawnCounter};
 use crate::os::spawn::{self, Group, Launch, Outcome, Stdio};
 use crate::os::{procs, signals, sys};
@@ -57,6 +58,8 @@ struct Shell {
     relays: Arc<Relays>,
     tx: Sender<Msg>,
     chdir_done: bool,
+    /// Leaders rinit spawned and groups being drained: who may be signalled.
+    groups: Groups,
 }
 
 /// Runs until the supervisor decides to exit; returns the exit status.
@@ -90,6 +93,7 @@ pub fn run(mut spec: RunSpec) -> i32 {
         relays: Arc::new(Relays::default()),
         tx,
         chdir_done: false,
+        groups: Groups::default(),
     };
     if shell.spec.command.is_empty() {
         // Only a main command inherits rinit's extra fds.
@@ -102,7 +106,7 @@ pub fn run(mut spec: RunSpec) -> i32 {
 
 fn start_threads(tx: &Sender<Msg>, counter: &Arc<SpawnCounter>) -> std::io::Result<()> {
     // Before the first thread, so that every thread has them blocked.
-    let forwarded = signals::block_forwarded();
+    let forwarded = signals::block_taken();
     let t = tx.clone();
     reaper::start(Arc::clone(counter), move |r| {
         let _ = t.send(Msg::Reaped(r));
@@ -168,6 +172,11 @@ fn event_loop(
     let mut pending = VecDeque::from([Event::Tick]);
     loop {
         while let Some(event) = pending.pop_front() {
+            let reaped = match event {
+                Event::Exited { pid, .. } => Some(pid),
+                _ => None,
+            };
+            let recheck = reaped.is_some() || event == Event::Tick;
             let actions = sup.on_event(Instant::now(), event);
             write_notes(sup);
             for action in actions {
@@ -175,6 +184,14 @@ fn event_loop(
                     write_notes(sup);
                     return code;
                 }
+            }
+            if let Some(pid) = reaped {
+                shell.groups.forget(pid);
+            }
+            if recheck {
+                // A reaped exit may have been the last of a drained group.
+                let gone = shell.groups.gone();
+                pending.extend(gone.into_iter().map(|pgid| Event::GroupGone { pgid }));
             }
         }
         if let Some(p) = published {
@@ -247,10 +264,18 @@ impl Shell {
                 service,
                 generation,
             } => self.start_probe(service, generation),
-            Action::SignalGroup { pgid, signal } => {
-                if pgid > 0 && sys::kill(-pgid, signal) == Err(libc::ESRCH) {
-                    let _ = sys::kill(pgid, signal);
+            Action::SignalGroup { pgid, signal } => self.groups.signal_group(pgid, signal),
+            Action::WatchGroup { pgid } => {
+                if !self.groups.watch(pgid) {
+                    pending.push_back(Event::GroupGone { pgid });
                 }
+            }
+            Action::SignalLeftovers { pgid, signal } => {
+                self.groups.signal_leftovers(pgid, signal)
+            }
+            Action::LogLeftovers => {
+                let left = procs::leftovers();
+                log::error!("left after SIGKILL: {}", left.join(", "));
             }
             Action::SignalAll(sig) => {
                 let n = procs::signal_all(sig);
@@ -269,6 +294,7 @@ impl Shell {
         let event = match outcome {
             Outcome::Started(started) => {
                 self.counter.bump();
+                self.groups.track(started.pid);
                 if let Who::Service(i) = who {
                     self.relay(i, started.stdout, started.stderr);
                 }
@@ -279,6 +305,7 @@ impl Shell {
             }
             Outcome::ExecFailed { pid, code, error } => {
                 self.counter.bump();
+                self.groups.track(pid);
                 log::error!("{}: {error} (exit {code})", self.name_of(who));
                 Event::SpawnFailed {
                     who,

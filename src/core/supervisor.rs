@@ -12,7 +12,7 @@ use super::shutdown::{Cause, Shutdown};
 use super::signal;
 use super::snapshot::{ServiceView, Snapshot};
 use super::types::{
-    deadline_min, Action, Event, ExitStatus, ProbeKind, RunPolicy, ServicePolicy, Who,
+    after, deadline_min, Action, Event, ExitStatus, ProbeKind, RunPolicy, ServicePolicy, Who,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,6 +53,9 @@ pub struct Supervisor {
     pub(super) exited: bool,
     reaped_total: u64,
     orphans_reaped: u64,
+    /// Pids that rinit forked and no longer tracks, whose exit is still to
+    /// come (exec failures, killed probes): not orphans when reaped.
+    pub(super) expected: Vec<i32>,
     pub(super) notes: Vec<Note>,
 }
 
@@ -71,6 +74,7 @@ impl Supervisor {
             exited: false,
             reaped_total: 0,
             orphans_reaped: 0,
+            expected: Vec::new(),
             notes: Vec::new(),
         }
     }
@@ -82,12 +86,13 @@ impl Supervisor {
             return acts;
         }
         match event {
-            Event::Spawned { who, pid } => self.on_spawned(who, pid, now),
+            Event::Spawned { who, pid } => self.on_spawned(who, pid, now, &mut acts),
             Event::SpawnFailed { who, pid, code } => {
                 self.on_spawn_failed(who, pid, code, now, &mut acts)
             }
             Event::Exited { pid, status } => self.on_exited(pid, status, now, &mut acts),
             Event::NoChildren => self.children_possible = false,
+            Event::GroupGone { pgid } => self.on_group_gone(pgid, now, &mut acts),
             Event::Signal(sig) => self.on_signal(sig, now, &mut acts),
             Event::ProbeResult {
                 service,
@@ -122,7 +127,8 @@ impl Supervisor {
         }
         let mut d = self.shutdown.as_ref().and_then(|s| s.deadline(self));
         for s in &self.services {
-            if self.shutdown.is_none() || matches!(s.state, State::Stopping { .. }) {
+            let stopping = matches!(s.state, State::Stopping { .. } | State::Draining { .. });
+            if self.shutdown.is_none() || stopping {
                 d = deadline_min(d, s.deadline());
             }
         }
@@ -158,8 +164,15 @@ impl Supervisor {
         self.notes.push(Note { level, text });
     }
 
-    fn on_spawned(&mut self, who: Who, pid: i32, now: Instant) {
+    fn on_spawned(&mut self, who: Who, pid: i32, now: Instant, acts: &mut Vec<Action>) {
         self.children_possible = true;
+        if self.shutdown.as_ref().is_some_and(|sd| sd.forced) {
+            // Spawned after everything got SIGKILL: it gets it too.
+            acts.push(Action::SignalGroup {
+                pgid: pid,
+                signal: signal::SIGKILL,
+            });
+        }
         match who {
             Who::Main => {
                 self.main = MainState::Running { pid };
@@ -184,9 +197,23 @@ impl Supervisor {
                     .and_then(|p| p.inflight.as_mut())
                 {
                     inflight.pid = Some(pid);
+                } else {
+                    // Its attempt was abandoned (a shutdown began) before
+                    // the spawn was reported.
+                    self.kill_untracked(pid, acts);
                 }
             }
         }
+    }
+
+    /// SIGKILL to a process of ours that nothing tracks any more (a
+    /// probe whose attempt is over): its exit is expected, not an orphan's.
+    pub(super) fn kill_untracked(&mut self, pid: i32, acts: &mut Vec<Action>) {
+        acts.push(Action::SignalGroup {
+            pgid: pid,
+            signal: signal::SIGKILL,
+        });
+        self.expected.push(pid);
     }
 
     fn note_ready(&mut self, i: usize) {
@@ -204,13 +231,19 @@ impl Supervisor {
         now: Instant,
         acts: &mut Vec<Action>,
     ) {
-        if pid.is_some() {
+        if let Some(pid) = pid {
             self.children_possible = true;
+            // The failed child is still to be reaped; nothing tracks it.
+            self.expected.push(pid);
         }
         let status = ExitStatus::Code(code);
         match who {
             Who::Main => self.on_main_exit(status, now, acts),
-            Who::Service(i) => self.on_service_exit(i, status, now, acts),
+            // It never exec'd: nothing else can be in its group.
+            Who::Service(i) => {
+                self.end_probe(i, now, acts);
+                self.settle_exit(i, status, now, acts)
+            }
             Who::Probe(i) => self.on_probe_result(i, self.generation_of(i), false, now, acts),
         }
     }
@@ -232,8 +265,16 @@ impl Supervisor {
             .iter()
             .position(|s| s.probe_pid() == Some(pid))
         {
+            // Reaped: it must not be signalled as a failed probe would be.
+            if let Some(f) = self.services[i].probe_mut().and_then(|p| p.inflight.as_mut()) {
+                f.pid = None;
+            }
             let ok = status == ExitStatus::Code(0);
             return self.on_probe_result(i, self.generation_of(i), ok, now, acts);
+        }
+        if let Some(k) = self.expected.iter().position(|&p| p == pid) {
+            self.expected.swap_remove(k);
+            return;
         }
         self.orphans_reaped += 1;
         self.note(Level::Debug, format!("reaped orphan pid {pid} ({status})"));
@@ -248,6 +289,8 @@ impl Supervisor {
         }
     }
 
+    /// The service's main process was reaped: what is left of its group is
+    /// stopped and waited for before the exit counts (SPEC section 5).
     fn on_service_exit(
         &mut self,
         i: usize,
@@ -255,16 +298,82 @@ impl Supervisor {
         now: Instant,
         acts: &mut Vec<Action>,
     ) {
+        self.end_probe(i, now, acts);
+        let cap = self.shutdown.as_ref().map(|sd| sd.cap);
+        let Some(s) = self.services.get_mut(i) else {
+            return;
+        };
+        let Some(pgid) = s.pid() else {
+            return;
+        };
+        acts.push(Action::WatchGroup { pgid });
+        if let State::Stopping {
+            deadline, killed, ..
+        } = s.state
+        {
+            // The group already has its stop signal (and maybe SIGKILL).
+            s.begin_drain(status, deadline, killed);
+            return;
+        }
+        let deadline = after(now, s.policy.stop_timeout);
+        let deadline = cap.map_or(deadline, |c| deadline.min(c));
+        let sig = s.policy.stop_signal;
+        s.begin_drain(status, deadline, false);
+        let text = format!("{}: main process exited ({status})", s.name());
+        self.note(Level::Debug, text);
+        for signal in with_cont(sig) {
+            acts.push(Action::SignalLeftovers { pgid, signal });
+        }
+    }
+
+    /// Kills the service's exec probe in flight, if any.
+    fn end_probe(&mut self, i: usize, now: Instant, acts: &mut Vec<Action>) {
+        if let Some(probe_pid) = self.services.get_mut(i).and_then(|s| s.finish_probe(now)) {
+            self.kill_untracked(probe_pid, acts);
+        }
+    }
+
+    /// Nothing is left of a draining service's group: its exit counts now.
+    fn on_group_gone(&mut self, pgid: i32, now: Instant, acts: &mut Vec<Action>) {
+        let Some((i, status)) = self.services.iter().enumerate().find_map(|(i, s)| {
+            s.draining()
+                .filter(|(g, _)| *g == pgid)
+                .map(|(_, status)| (i, status))
+        }) else {
+            return;
+        };
+        self.settle_exit(i, status, now, acts);
+    }
+
+    /// SIGKILL for what is left of groups that outlived their stop_timeout.
+    fn drain_timers(&mut self, now: Instant, acts: &mut Vec<Action>) {
+        let shutting_down = self.shutdown.is_some();
+        for i in 0..self.services.len() {
+            let Some(pgid) = self.services[i].drain_kill_due(now) else {
+                continue;
+            };
+            acts.push(Action::SignalLeftovers {
+                pgid,
+                signal: signal::SIGKILL,
+            });
+            // Outside a shutdown, leftovers are the service's business.
+            self.killed_any |= shutting_down;
+            let text = format!(
+                "{}: what is left of its process group did not stop in time; sending SIGKILL",
+                self.services[i].name()
+            );
+            self.note(Level::Warn, text);
+        }
+    }
+
+    /// What the exit of the service's process means, once nothing of it
+    /// is left: stopped in a shutdown, else done, stopped, failed or a
+    /// restart.
+    fn settle_exit(&mut self, i: usize, status: ExitStatus, now: Instant, acts: &mut Vec<Action>) {
         let shutting_down = self.shutdown.is_some();
         let Some(s) = self.services.get_mut(i) else {
             return;
         };
-        if let Some(probe_pid) = s.finish_probe(now) {
-            acts.push(Action::SignalGroup {
-                pgid: probe_pid,
-                signal: signal::SIGKILL,
-            });
-        }
         let name = s.name().to_string();
         if shutting_down {
             s.last_exit = Some(status);
@@ -322,12 +431,39 @@ impl Supervisor {
                 Level::Warn,
                 format!("second {}: killing everything now", signal::name(sig)),
             );
-            return self.force_kill(acts);
+            return self.force_kill(now, acts);
         }
-        self.note(Level::Debug, format!("forwarding {}", signal::name(sig)));
-        for pgid in self.live_groups() {
-            acts.push(Action::SignalGroup { pgid, signal: sig });
+        self.forward(sig, acts);
+    }
+
+    /// Sends a non-shutdown signal to the main command and to every
+    /// service whose `forward` lets it through, and says who got it.
+    fn forward(&mut self, sig: i32, acts: &mut Vec<Action>) {
+        let mut reached = Vec::new();
+        let mut not = Vec::new();
+        if let MainState::Running { pid } = self.main {
+            acts.push(Action::SignalGroup { pgid: pid, signal: sig });
+            reached.push("main command".to_string());
         }
+        for s in &self.services {
+            let Some(pid) = s.pid() else {
+                continue;
+            };
+            if s.policy.forward.allows(sig) {
+                acts.push(Action::SignalGroup { pgid: pid, signal: sig });
+                reached.push(s.name().to_string());
+            } else {
+                not.push(s.name().to_string());
+            }
+        }
+        let name = signal::name(sig);
+        let text = match (reached.is_empty(), not.is_empty()) {
+            (true, true) => return self.note(Level::Debug, format!("{name}: nothing to forward it to")),
+            (false, true) => format!("forwarded {name} to {}", reached.join(", ")),
+            (true, false) => format!("forwarded {name} to nobody (not: {})", not.join(", ")),
+            (false, false) => format!("forwarded {name} to {} (not: {})", reached.join(", "), not.join(", ")),
+        };
+        self.note(Level::Info, text);
     }
 
     /// Process groups of the main command and every service with a process.
@@ -355,14 +491,13 @@ impl Supervisor {
         if s.generation != generation || s.probe_mut().and_then(|p| p.inflight.as_ref()).is_none() {
             return;
         }
-        if let Some(pid) = s.finish_probe(now) {
-            if !ok {
-                acts.push(Action::SignalGroup {
-                    pgid: pid,
-                    signal: signal::SIGKILL,
-                });
-            }
+        let probe_pid = s.finish_probe(now);
+        if let Some(pid) = probe_pid.filter(|_| !ok) {
+            self.kill_untracked(pid, acts);
         }
+        let Some(s) = self.services.get_mut(i) else {
+            return;
+        };
         if !ok {
             let text = format!("{}: readiness probe failed", s.name());
             self.note(Level::Debug, text);
@@ -373,6 +508,7 @@ impl Supervisor {
 
     /// Timers, scheduling and shutdown progress, after every event.
     fn step(&mut self, now: Instant, acts: &mut Vec<Action>) {
+        self.drain_timers(now, acts);
         if self.shutdown.is_none() {
             self.run_timers(now, acts);
             self.start_what_can_start(now, acts);
@@ -476,5 +612,15 @@ impl Supervisor {
         self.shutdown
             .as_ref()
             .map_or(Duration::ZERO, |s| now.saturating_duration_since(s.started))
+    }
+}
+
+/// A stop signal, then SIGCONT so that a stopped process acts on it (as s6
+/// does); SIGKILL needs no SIGCONT.
+pub(super) fn with_cont(sig: i32) -> Vec<i32> {
+    if sig == signal::SIGKILL || sig == signal::SIGCONT {
+        vec![sig]
+    } else {
+        vec![sig, signal::SIGCONT]
     }
 }
