@@ -270,9 +270,7 @@ impl Shell {
                     pending.push_back(Event::GroupGone { pgid });
                 }
             }
-            Action::SignalLeftovers { pgid, signal } => {
-                self.groups.signal_leftovers(pgid, signal)
-            }
+            Action::SignalLeftovers { pgid, signal } => self.groups.signal_leftovers(pgid, signal),
             Action::LogLeftovers => {
                 let left = procs::leftovers();
                 log::error!("left after SIGKILL: {}", left.join(", "));

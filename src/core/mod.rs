@@ -11,6 +11,8 @@ pub mod supervisor;
 pub mod types;
 
 #[cfg(test)]
+mod drain_tests;
+#[cfg(test)]
 mod tests;
 
 pub use supervisor::{Level, Supervisor};

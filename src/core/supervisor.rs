@@ -266,7 +266,10 @@ impl Supervisor {
             .position(|s| s.probe_pid() == Some(pid))
         {
             // Reaped: it must not be signalled as a failed probe would be.
-            if let Some(f) = self.services[i].probe_mut().and_then(|p| p.inflight.as_mut()) {
+            if let Some(f) = self.services[i]
+                .probe_mut()
+                .and_then(|p| p.inflight.as_mut())
+            {
                 f.pid = None;
             }
             let ok = status == ExitStatus::Code(0);
@@ -442,7 +445,10 @@ impl Supervisor {
         let mut reached = Vec::new();
         let mut not = Vec::new();
         if let MainState::Running { pid } = self.main {
-            acts.push(Action::SignalGroup { pgid: pid, signal: sig });
+            acts.push(Action::SignalGroup {
+                pgid: pid,
+                signal: sig,
+            });
             reached.push("main command".to_string());
         }
         for s in &self.services {
@@ -450,7 +456,10 @@ impl Supervisor {
                 continue;
             };
             if s.policy.forward.allows(sig) {
-                acts.push(Action::SignalGroup { pgid: pid, signal: sig });
+                acts.push(Action::SignalGroup {
+                    pgid: pid,
+                    signal: sig,
+                });
                 reached.push(s.name().to_string());
             } else {
                 not.push(s.name().to_string());
@@ -458,10 +467,16 @@ impl Supervisor {
         }
         let name = signal::name(sig);
         let text = match (reached.is_empty(), not.is_empty()) {
-            (true, true) => return self.note(Level::Debug, format!("{name}: nothing to forward it to")),
+            (true, true) => {
+                return self.note(Level::Debug, format!("{name}: nothing to forward it to"))
+            }
             (false, true) => format!("forwarded {name} to {}", reached.join(", ")),
             (true, false) => format!("forwarded {name} to nobody (not: {})", not.join(", ")),
-            (false, false) => format!("forwarded {name} to {} (not: {})", reached.join(", "), not.join(", ")),
+            (false, false) => format!(
+                "forwarded {name} to {} (not: {})",
+                reached.join(", "),
+                not.join(", ")
+            ),
         };
         self.note(Level::Info, text);
     }
