@@ -5,9 +5,10 @@
 
 use std::time::{Duration, Instant};
 
+use super::drain::with_cont;
 use super::service::State;
 use super::signal;
-use super::supervisor::{with_cont, Level, MainState, Supervisor};
+use super::supervisor::{Level, MainState, Supervisor};
 use super::types::{after, Action};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -12,7 +12,7 @@ use super::shutdown::{Cause, Shutdown};
 use super::signal;
 use super::snapshot::{ServiceView, Snapshot};
 use super::types::{
-    after, deadline_min, Action, Event, ExitStatus, ProbeKind, RunPolicy, ServicePolicy, Who,
+    deadline_min, Action, Event, ExitStatus, ProbeKind, RunPolicy, ServicePolicy, Who,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -206,16 +206,6 @@ impl Supervisor {
         }
     }
 
-    /// SIGKILL to a process of ours that nothing tracks any more (a
-    /// probe whose attempt is over): its exit is expected, not an orphan's.
-    pub(super) fn kill_untracked(&mut self, pid: i32, acts: &mut Vec<Action>) {
-        acts.push(Action::SignalGroup {
-            pgid: pid,
-            signal: signal::SIGKILL,
-        });
-        self.expected.push(pid);
-    }
-
     fn note_ready(&mut self, i: usize) {
         if let Some(s) = self.services.get(i) {
             let text = format!("{}: running", s.name());
@@ -292,87 +282,16 @@ impl Supervisor {
         }
     }
 
-    /// The service's main process was reaped: what is left of its group is
-    /// stopped and waited for before the exit counts (SPEC section 5).
-    fn on_service_exit(
+    /// What the exit of the service's process means, once nothing of it
+    /// is left: stopped in a shutdown, else done, stopped, failed or a
+    /// restart.
+    pub(super) fn settle_exit(
         &mut self,
         i: usize,
         status: ExitStatus,
         now: Instant,
         acts: &mut Vec<Action>,
     ) {
-        self.end_probe(i, now, acts);
-        let cap = self.shutdown.as_ref().map(|sd| sd.cap);
-        let Some(s) = self.services.get_mut(i) else {
-            return;
-        };
-        let Some(pgid) = s.pid() else {
-            return;
-        };
-        acts.push(Action::WatchGroup { pgid });
-        if let State::Stopping {
-            deadline, killed, ..
-        } = s.state
-        {
-            // The group already has its stop signal (and maybe SIGKILL).
-            s.begin_drain(status, deadline, killed);
-            return;
-        }
-        let deadline = after(now, s.policy.stop_timeout);
-        let deadline = cap.map_or(deadline, |c| deadline.min(c));
-        let sig = s.policy.stop_signal;
-        s.begin_drain(status, deadline, false);
-        let text = format!("{}: main process exited ({status})", s.name());
-        self.note(Level::Debug, text);
-        for signal in with_cont(sig) {
-            acts.push(Action::SignalLeftovers { pgid, signal });
-        }
-    }
-
-    /// Kills the service's exec probe in flight, if any.
-    fn end_probe(&mut self, i: usize, now: Instant, acts: &mut Vec<Action>) {
-        if let Some(probe_pid) = self.services.get_mut(i).and_then(|s| s.finish_probe(now)) {
-            self.kill_untracked(probe_pid, acts);
-        }
-    }
-
-    /// Nothing is left of a draining service's group: its exit counts now.
-    fn on_group_gone(&mut self, pgid: i32, now: Instant, acts: &mut Vec<Action>) {
-        let Some((i, status)) = self.services.iter().enumerate().find_map(|(i, s)| {
-            s.draining()
-                .filter(|(g, _)| *g == pgid)
-                .map(|(_, status)| (i, status))
-        }) else {
-            return;
-        };
-        self.settle_exit(i, status, now, acts);
-    }
-
-    /// SIGKILL for what is left of groups that outlived their stop_timeout.
-    fn drain_timers(&mut self, now: Instant, acts: &mut Vec<Action>) {
-        let shutting_down = self.shutdown.is_some();
-        for i in 0..self.services.len() {
-            let Some(pgid) = self.services[i].drain_kill_due(now) else {
-                continue;
-            };
-            acts.push(Action::SignalLeftovers {
-                pgid,
-                signal: signal::SIGKILL,
-            });
-            // Outside a shutdown, leftovers are the service's business.
-            self.killed_any |= shutting_down;
-            let text = format!(
-                "{}: what is left of its process group did not stop in time; sending SIGKILL",
-                self.services[i].name()
-            );
-            self.note(Level::Warn, text);
-        }
-    }
-
-    /// What the exit of the service's process means, once nothing of it
-    /// is left: stopped in a shutdown, else done, stopped, failed or a
-    /// restart.
-    fn settle_exit(&mut self, i: usize, status: ExitStatus, now: Instant, acts: &mut Vec<Action>) {
         let shutting_down = self.shutdown.is_some();
         let Some(s) = self.services.get_mut(i) else {
             return;
@@ -399,7 +318,7 @@ impl Supervisor {
         }
     }
 
-    fn on_failed(
+    pub(super) fn on_failed(
         &mut self,
         name: &str,
         status: ExitStatus,
@@ -437,48 +356,6 @@ impl Supervisor {
             return self.force_kill(now, acts);
         }
         self.forward(sig, acts);
-    }
-
-    /// Sends a non-shutdown signal to the main command and to every
-    /// service whose `forward` lets it through, and says who got it.
-    fn forward(&mut self, sig: i32, acts: &mut Vec<Action>) {
-        let mut reached = Vec::new();
-        let mut not = Vec::new();
-        if let MainState::Running { pid } = self.main {
-            acts.push(Action::SignalGroup {
-                pgid: pid,
-                signal: sig,
-            });
-            reached.push("main command".to_string());
-        }
-        for s in &self.services {
-            let Some(pid) = s.pid() else {
-                continue;
-            };
-            if s.policy.forward.allows(sig) {
-                acts.push(Action::SignalGroup {
-                    pgid: pid,
-                    signal: sig,
-                });
-                reached.push(s.name().to_string());
-            } else {
-                not.push(s.name().to_string());
-            }
-        }
-        let name = signal::name(sig);
-        let text = match (reached.is_empty(), not.is_empty()) {
-            (true, true) => {
-                return self.note(Level::Debug, format!("{name}: nothing to forward it to"))
-            }
-            (false, true) => format!("forwarded {name} to {}", reached.join(", ")),
-            (true, false) => format!("forwarded {name} to nobody (not: {})", not.join(", ")),
-            (false, false) => format!(
-                "forwarded {name} to {} (not: {})",
-                reached.join(", "),
-                not.join(", ")
-            ),
-        };
-        self.note(Level::Info, text);
     }
 
     /// Process groups of the main command and every service with a process.
@@ -627,15 +504,5 @@ impl Supervisor {
         self.shutdown
             .as_ref()
             .map_or(Duration::ZERO, |s| now.saturating_duration_since(s.started))
-    }
-}
-
-/// A stop signal, then SIGCONT so that a stopped process acts on it (as s6
-/// does); SIGKILL needs no SIGCONT.
-pub(super) fn with_cont(sig: i32) -> Vec<i32> {
-    if sig == signal::SIGKILL || sig == signal::SIGCONT {
-        vec![sig]
-    } else {
-        vec![sig, signal::SIGCONT]
     }
 }
