@@ -70,6 +70,48 @@ services:
     assert_eq!(inst.expect_exit(LONG), 0, "{}", inst.stderr());
 }
 
+/// Nanoseconds since the epoch, as `date +%s%N` wrote them into `name`.
+fn stamp(dir: &TestDir, name: &str) -> u128 {
+    let text = dir
+        .wait_line(name, LONG)
+        .unwrap_or_else(|| panic!("{name} never written"));
+    text.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{name}: {text:?}"))
+}
+
+#[test]
+fn a_stop_wave_waits_for_the_whole_group_not_just_its_leader() {
+    let dir = TestDir::new("drain-wave");
+    // web's leader dies at once on SIGTERM; a child of its group takes
+    // 300 ms to finish. db (the next wave) must not hear SIGTERM before.
+    let yaml = r#"
+services:
+  db:
+    command: "trap 'date +%s%N > {d}/db.term; exit 0' TERM; echo up > {d}/db.up; while :; do sleep 0.01; done"
+  web:
+    command: "sh -c 'trap \"sleep 0.3; date +%s%N > {d}/child.done; exit 0\" TERM; echo up > {d}/child.up; while :; do sleep 0.01; done' & exec sleep 1000"
+    depends_on: [db]
+"#;
+    let Some(mut inst) = start(&dir, yaml, &[]) else {
+        return;
+    };
+    assert!(dir.wait_line("db.up", LONG).is_some(), "{}", inst.stderr());
+    assert!(
+        dir.wait_line("child.up", LONG).is_some(),
+        "{}",
+        inst.stderr()
+    );
+    inst.signal(libc::SIGTERM);
+    assert_eq!(inst.expect_exit(LONG), 0, "{}", inst.stderr());
+    let (child, db) = (stamp(&dir, "child.done"), stamp(&dir, "db.term"));
+    assert!(
+        child < db,
+        "db was stopped {} ms before web's group was empty",
+        (child - db) / 1_000_000
+    );
+}
+
 /// Waits until `pid` is stopped (state T).
 fn wait_stopped(pid: i32) -> bool {
     wait_for(LONG, || proc_info(pid).is_some_and(|p| p.state == 'T'))
