@@ -54,7 +54,7 @@ pub fn block_taken() -> SignalSet {
 }
 
 /// Starts the thread that takes each blocked signal and reports those
-/// that count; the rest are dropped with a debug line.
+/// that count; the rest are dropped.
 pub fn start(set: SignalSet, report: impl Fn(i32) + Send + 'static) -> std::io::Result<()> {
     let own_pid = std::process::id() as Pid;
     std::thread::Builder::new()
@@ -64,7 +64,9 @@ pub fn start(set: SignalSet, report: impl Fn(i32) + Send + 'static) -> std::io::
             let info = set.wait();
             if counts(info, own_pid) {
                 report(info.signo);
-            } else {
+            } else if info.pid != own_pid {
+                // Never a line for rinit's own SIGPIPE/SIGXFSZ: that write
+                // could raise the next one on this very thread, for ever.
                 log::debug!(
                     "ignored {} raised by the kernel or rinit itself (si_code {}, pid {})",
                     crate::core::signal::name(info.signo),
