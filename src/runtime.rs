@@ -176,7 +176,7 @@ fn event_loop(
                 Event::Exited { pid, .. } => Some(pid),
                 _ => None,
             };
-            let recheck = reaped.is_some() || event == Event::Tick;
+            let recheck = reaped.is_some() || matches!(event, Event::Tick | Event::NoChildren);
             let actions = sup.on_event(Instant::now(), event);
             write_notes(sup);
             for action in actions {
