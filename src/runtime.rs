@@ -172,11 +172,7 @@ fn event_loop(
     let mut pending = VecDeque::from([Event::Tick]);
     loop {
         while let Some(event) = pending.pop_front() {
-            let reaped = match event {
-                Event::Exited { pid, .. } => Some(pid),
-                _ => None,
-            };
-            let recheck = reaped.is_some() || matches!(event, Event::Tick | Event::NoChildren);
+            let handled = event.clone();
             let actions = sup.on_event(Instant::now(), event);
             write_notes(sup);
             for action in actions {
@@ -185,14 +181,7 @@ fn event_loop(
                     return code;
                 }
             }
-            if let Some(pid) = reaped {
-                shell.groups.forget(pid);
-            }
-            if recheck {
-                // A reaped exit may have been the last of a drained group.
-                let gone = shell.groups.gone();
-                pending.extend(gone.into_iter().map(|pgid| Event::GroupGone { pgid }));
-            }
+            shell.after_event(&handled, &mut pending);
         }
         if let Some(p) = published {
             p.publish(Arc::new(sup.snapshot()));
@@ -253,6 +242,22 @@ impl Shell {
                 generation,
                 ok,
             }),
+        }
+    }
+
+    /// Bookkeeping once the supervisor has handled `event`: a reaped
+    /// leader's pidfd is dropped, and drained groups are checked, since a
+    /// reaped exit may have been the last member of one.
+    fn after_event(&mut self, event: &Event, pending: &mut VecDeque<Event>) {
+        if let Event::Exited { pid, .. } = event {
+            self.groups.forget(*pid);
+        }
+        if matches!(
+            event,
+            Event::Exited { .. } | Event::Tick | Event::NoChildren
+        ) {
+            let gone = self.groups.gone();
+            pending.extend(gone.into_iter().map(|pgid| Event::GroupGone { pgid }));
         }
     }
 
