@@ -291,3 +291,75 @@ services:
     inst.signal(libc::SIGTERM);
     assert_eq!(inst.expect_exit(LONG), 0, "{}", inst.stderr());
 }
+
+// ---------------------------------------------------------------------------
+// A process that survives SIGKILL: frozen by the cgroup v1 freezer, it sits
+// in state D and dies only once thawed.
+// ---------------------------------------------------------------------------
+
+const FREEZER: &str = "/sys/fs/cgroup/freezer";
+
+/// A freezer cgroup of the test's own; thawed and removed when dropped, so
+/// that the frozen process (SIGKILLed by then) can die.
+struct Frozen {
+    path: std::path::PathBuf,
+}
+
+impl Frozen {
+    fn new(tag: &str) -> Option<Frozen> {
+        let path = Path::new(FREEZER).join(format!("rinit-test-{tag}-{}", std::process::id()));
+        std::fs::create_dir(&path).ok()?;
+        Some(Frozen { path })
+    }
+
+    fn freeze(&self, pid: i32) -> bool {
+        let state = self.path.join("freezer.state");
+        std::fs::write(self.path.join("tasks"), pid.to_string()).is_ok()
+            && std::fs::write(&state, "FROZEN").is_ok()
+            && wait_for(LONG, || {
+                std::fs::read_to_string(&state).is_ok_and(|s| s.trim() == "FROZEN")
+            })
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.path.join("freezer.state"), "THAWED");
+        wait_for(LONG, || {
+            std::fs::read_to_string(self.path.join("tasks")).is_ok_and(|t| t.trim().is_empty())
+        });
+        let _ = std::fs::remove_dir(&self.path);
+    }
+}
+
+#[test]
+fn a_process_that_survives_sigkill_is_logged_and_rinit_exits_1() {
+    let Some(frozen) = Frozen::new("dstate") else {
+        eprintln!("skipped: cannot create a cgroup under {FREEZER} (no v1 freezer, or not root)");
+        return;
+    };
+    let dir = TestDir::new("drain-dstate");
+    let mut inst = Launch::new(RINIT)
+        .args(["--grace", "1s", "--", "sleep", "1000"])
+        .start_subreaper(&dir);
+    let sleep = inst.wait_process("sleep", LONG).expect("sleep runs");
+    assert!(frozen.freeze(sleep.pid), "cannot freeze {}", sleep.pid);
+    assert_eq!(proc_info(sleep.pid).map(|p| p.state), Some('D'));
+    let t = Instant::now();
+    inst.signal(libc::SIGTERM);
+    // The grace period (1 s), SIGKILL, then 5 s for it to take effect.
+    assert_eq!(inst.expect_exit(LONG), 1, "{}", inst.stderr());
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_secs(6) && took < Duration::from_secs(9),
+        "{took:?}"
+    );
+    let log = inst.stderr();
+    assert!(log.contains("processes survived SIGKILL"), "{log}");
+    assert!(
+        log.contains(&format!("{} (sleep) D", sleep.pid)),
+        "the survivor is named with its state: {log}"
+    );
+    drop(frozen);
+    assert!(wait_for(LONG, || proc_info(sleep.pid).is_none_or(|p| p.is_zombie())));
+}
