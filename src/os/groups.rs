@@ -53,21 +53,26 @@ impl Groups {
         if pgid <= 0 {
             return;
         }
-        let leader = self.leaders.get(&pgid);
-        let alive = match leader {
-            Some(Leader::Pidfd(fd)) => sys::pidfd_send_signal(fd, 0).is_ok(),
-            Some(Leader::Gone) => false,
-            Some(Leader::NoPidfd) | None => true,
-        };
-        if !alive {
+        if !self.unreaped(pgid) {
             log::debug!("not signalling group {pgid}: its leader has been reaped");
             return;
         }
         if sys::kill(-pgid, sig) == Err(libc::ESRCH) {
-            let _ = match leader {
+            let _ = match self.leaders.get(&pgid) {
                 Some(Leader::Pidfd(fd)) => sys::pidfd_send_signal(fd, sig),
                 _ => sys::kill(pgid, sig),
             };
+        }
+    }
+
+    /// False when the leader `pid` is known to have been reaped (its pid
+    /// may belong to someone else by now); true when it has not been, or
+    /// when rinit cannot tell (no pidfds: the core's view is all there is).
+    fn unreaped(&self, pid: Pid) -> bool {
+        match self.leaders.get(&pid) {
+            Some(Leader::Pidfd(fd)) => sys::pidfd_send_signal(fd, 0).is_ok(),
+            Some(Leader::Gone) => false,
+            Some(Leader::NoPidfd) | None => true,
         }
     }
 
@@ -116,7 +121,26 @@ mod tests {
     }
 
     #[test]
-    fn a_reaped_leader_is_never_signalled() {
+    fn a_watched_group_is_reported_once_it_is_empty() {
+        use std::os::unix::process::CommandExt;
+        let mut child = std::process::Command::new("sleep")
+            .arg("100")
+            .process_group(0)
+            .spawn()
+            .expect("spawn sleep");
+        let pgid = child.id() as Pid;
+        let mut g = Groups::default();
+        assert!(g.watch(pgid));
+        assert!(g.gone().is_empty(), "its member runs");
+        g.signal_leftovers(pgid, libc::SIGKILL);
+        // A zombie is still a member: the group is gone once reaped.
+        let _ = child.wait();
+        assert_eq!(g.gone(), vec![pgid]);
+        assert!(g.gone().is_empty(), "reported once");
+    }
+
+    #[test]
+    fn a_reaped_leader_is_known_as_such() {
         let mut child = std::process::Command::new("sleep")
             .arg("100")
             .spawn()
@@ -124,11 +148,14 @@ mod tests {
         let pid = child.id() as Pid;
         let mut g = Groups::default();
         g.track(pid);
+        let pidfds = matches!(g.leaders.get(&pid), Some(Leader::Pidfd(_)));
+        assert!(g.unreaped(pid));
         let _ = child.kill();
         let _ = child.wait();
-        // With pidfds, the reaped leader is known to be gone; without,
-        // the pid is at worst signalled with 0-effect ESRCH. Either way no
-        // panic, and the record can be dropped.
+        // With pidfds (Linux 5.3+) the reaped leader is known to be gone
+        // and is never signalled; without, rinit falls back to the core's
+        // view, which has not seen the exit yet.
+        assert_eq!(g.unreaped(pid), !pidfds);
         g.signal_group(pid, libc::SIGTERM);
         g.forget(pid);
         assert!(g.leaders.is_empty());
