@@ -46,6 +46,13 @@ impl Supervisor {
                 not.join(", ")
             ),
         };
-        self.note(Level::Info, text);
+        // With services, who got it matters (their `forward`); a lone
+        // command gets everything, as under tini, without a line each.
+        let level = if self.services.is_empty() {
+            Level::Debug
+        } else {
+            Level::Info
+        };
+        self.note(level, text);
     }
 }
