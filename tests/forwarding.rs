@@ -18,7 +18,7 @@ const LONG: Duration = Duration::from_secs(20);
 /// once every handler is in place. Never writes to stdout (it may be a
 /// broken pipe).
 const RECORDER_PY: &str = r#"
-import os, signal, sys
+import os, signal, sys, time
 d, sigs, tag = sys.argv[1], [int(s) for s in sys.argv[2].split(',')], sys.argv[3]
 log = open(os.path.join(d, tag + '.got'), 'a', buffering=1)
 def got(n, frame):
@@ -31,8 +31,11 @@ tmp = os.path.join(d, tag + '.tmp')
 with open(tmp, 'w') as f:
     f.write('ready\n')
 os.rename(tmp, os.path.join(d, tag + '.ready'))
+# Not signal.pause(): a signal landing between Python's check for pending
+# handlers and the pause() call would wait for the next one. A short sleep
+# bounds that to 50 ms.
 while True:
-    signal.pause()
+    time.sleep(0.05)
 "#;
 
 /// The recorder's argv (its script is written into `dir`, so that the
@@ -141,7 +144,8 @@ fn thread_has_pending(pid: i32, sig: i32) -> bool {
 #[test]
 fn rinits_own_write_to_a_closed_pipe_forwards_nothing() {
     let dir = TestDir::new("fwd-own-pipe");
-    let yaml = "services:\n  talker:\n    command: \"while :; do echo hello; sleep 0.02; done\"\n";
+    // The talker takes no forwarded signal: only the main command's matter.
+    let yaml = "services:\n  talker:\n    command: \"while :; do echo hello; sleep 0.02; done\"\n    forward: none\n";
     dir.write("rinit.yaml", yaml.as_bytes());
     let sigs = [libc::SIGPIPE, libc::SIGHUP, libc::SIGTERM];
     let Some(mut h) = Launch::new(RINIT)

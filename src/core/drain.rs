@@ -31,18 +31,19 @@ impl Supervisor {
             return;
         };
         acts.push(Action::WatchGroup { pgid });
+        let sig = s.policy.stop_signal;
         if let State::Stopping {
             deadline, killed, ..
         } = s.state
         {
-            // The group already has its stop signal (and maybe SIGKILL).
+            // Stopped on purpose: the deadline stands. The stop signal goes
+            // out again, for what the leader started after the first one
+            // or what missed it (a child between fork and exec).
             s.begin_drain(status, deadline, killed);
-            return;
+        } else {
+            let deadline = after(now, s.policy.stop_timeout);
+            s.begin_drain(status, cap.map_or(deadline, |c| deadline.min(c)), false);
         }
-        let deadline = after(now, s.policy.stop_timeout);
-        let deadline = cap.map_or(deadline, |c| deadline.min(c));
-        let sig = s.policy.stop_signal;
-        s.begin_drain(status, deadline, false);
         let text = format!("{}: main process exited ({status})", s.name());
         self.note(Level::Debug, text);
         for signal in with_cont(sig) {

@@ -21,10 +21,14 @@ const NETWORK_PROBE_SLACK: Duration = Duration::from_millis(500);
 pub struct Probe {
     pub next_at: Instant,
     pub inflight: Option<Inflight>,
+    /// Attempts started so far for this process: the id of the latest.
+    pub attempts: u64,
 }
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Inflight {
+    /// Which attempt this is: a network result must name it to count.
+    pub attempt: u64,
     pub started: Instant,
     pub deadline: Instant,
     /// The exec probe's process, once spawned.
@@ -199,6 +203,7 @@ impl Service {
         let probe = self.policy.probe.map(|_| Probe {
             next_at: now,
             inflight: None,
+            attempts: 0,
         });
         self.state = State::Starting {
             pid: None,
@@ -329,7 +334,9 @@ impl Service {
             ProbeKind::Exec => Duration::ZERO,
             ProbeKind::Network => NETWORK_PROBE_SLACK,
         };
+        probe.attempts += 1;
         probe.inflight = Some(Inflight {
+            attempt: probe.attempts,
             started: now,
             deadline: after(now, policy.timeout.saturating_add(slack)),
             pid: None,

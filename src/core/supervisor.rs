@@ -97,8 +97,9 @@ impl Supervisor {
             Event::ProbeResult {
                 service,
                 generation,
+                attempt,
                 ok,
-            } => self.on_probe_result(service, generation, ok, now, &mut acts),
+            } => self.on_probe_result(service, generation, Some(attempt), ok, now, &mut acts),
             Event::Tick => {}
         }
         self.step(now, &mut acts);
@@ -234,7 +235,7 @@ impl Supervisor {
                 self.end_probe(i, now, acts);
                 self.settle_exit(i, status, now, acts)
             }
-            Who::Probe(i) => self.on_probe_result(i, self.generation_of(i), false, now, acts),
+            Who::Probe(i) => self.on_probe_result(i, self.generation_of(i), None, false, now, acts),
         }
     }
 
@@ -263,7 +264,7 @@ impl Supervisor {
                 f.pid = None;
             }
             let ok = status == ExitStatus::Code(0);
-            return self.on_probe_result(i, self.generation_of(i), ok, now, acts);
+            return self.on_probe_result(i, self.generation_of(i), None, ok, now, acts);
         }
         if let Some(k) = self.expected.iter().position(|&p| p == pid) {
             self.expected.swap_remove(k);
@@ -369,10 +370,13 @@ impl Supervisor {
             .collect()
     }
 
+    /// `attempt`: the network attempt a result names; None for an exec
+    /// probe (matched by its pid) or a timeout the core decided itself.
     fn on_probe_result(
         &mut self,
         i: usize,
         generation: u64,
+        attempt: Option<u64>,
         ok: bool,
         now: Instant,
         acts: &mut Vec<Action>,
@@ -380,7 +384,9 @@ impl Supervisor {
         let Some(s) = self.services.get_mut(i) else {
             return;
         };
-        if s.generation != generation || s.probe_mut().and_then(|p| p.inflight.as_ref()).is_none() {
+        let inflight = s.probe_mut().and_then(|p| p.inflight.as_ref());
+        let current = inflight.is_some_and(|f| attempt.is_none_or(|a| a == f.attempt));
+        if s.generation != generation || !current {
             return;
         }
         let probe_pid = s.finish_probe(now);
@@ -433,13 +439,14 @@ impl Supervisor {
             .is_some_and(|f| now >= f.deadline);
         if timed_out {
             let generation = s.generation;
-            return self.on_probe_result(i, generation, false, now, acts);
+            return self.on_probe_result(i, generation, None, false, now, acts);
         }
         match s.probe_due(now) {
             Some(ProbeKind::Exec) => acts.push(Action::Spawn(Who::Probe(i))),
             Some(ProbeKind::Network) => acts.push(Action::Probe {
                 service: i,
                 generation: s.generation,
+                attempt: s.probe_mut().map_or(0, |p| p.attempts),
             }),
             None => {}
         }

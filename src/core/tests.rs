@@ -273,7 +273,8 @@ fn a_dependent_waits_for_the_probe_to_pass() {
     assert_eq!(spawns(&acts), vec![Who::Service(0)]);
     assert!(acts.contains(&Action::Probe {
         service: 0,
-        generation: 1
+        generation: 1,
+        attempt: 1
     }));
     assert_eq!(r.phase(0), Phase::Starting);
     assert!(spawns(&r.step(
@@ -281,6 +282,7 @@ fn a_dependent_waits_for_the_probe_to_pass() {
         Event::ProbeResult {
             service: 0,
             generation: 1,
+            attempt: 1,
             ok: false
         }
     ))
@@ -288,13 +290,27 @@ fn a_dependent_waits_for_the_probe_to_pass() {
     assert_eq!(r.sup.next_deadline(), Some(r.at(100)));
     assert!(r.step(100, Event::Tick).contains(&Action::Probe {
         service: 0,
-        generation: 1
+        generation: 1,
+        attempt: 2
     }));
+    // A late answer of the first attempt is not credited to the second.
+    let late = r.step(
+        105,
+        Event::ProbeResult {
+            service: 0,
+            generation: 1,
+            attempt: 1,
+            ok: true,
+        },
+    );
+    assert!(spawns(&late).is_empty());
+    assert_eq!(r.phase(0), Phase::Starting);
     let acts = r.step(
         110,
         Event::ProbeResult {
             service: 0,
             generation: 1,
+            attempt: 2,
             ok: true,
         },
     );
@@ -327,6 +343,7 @@ fn a_stale_probe_result_is_ignored() {
         Event::ProbeResult {
             service: 0,
             generation: 1,
+            attempt: 1,
             ok: true,
         },
     );
@@ -493,6 +510,7 @@ fn main_command_starts_after_services_and_its_status_wins() {
             Event::ProbeResult {
                 service: 0,
                 generation: 1,
+                attempt: 1,
                 ok: true
             }
         )),
@@ -607,6 +625,7 @@ fn sigterm_while_starting_stops_the_starting_service() {
             Event::ProbeResult {
                 service: 0,
                 generation: 1,
+                attempt: 1,
                 ok: true
             }
         )

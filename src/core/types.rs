@@ -167,10 +167,12 @@ pub enum Event {
     GroupGone {
         pgid: i32,
     },
-    /// A network readiness probe finished.
+    /// A network readiness probe finished: the attempt the core asked for
+    /// (a result of any other attempt is stale and dropped).
     ProbeResult {
         service: usize,
         generation: u64,
+        attempt: u64,
         ok: bool,
     },
     /// A deadline from `next_deadline` passed.
@@ -199,6 +201,7 @@ pub enum Action {
     Probe {
         service: usize,
         generation: u64,
+        attempt: u64,
     },
     /// Send a signal to a process group (ESRCH is fine).
     SignalGroup {
