@@ -30,7 +30,7 @@ extern "C" fn block_signals_at_load() {
 }
 
 fn main() {
-    let signals = os::signals::block_forwarded();
+    let signals = os::signals::block_taken();
     // Then, before anything opens a file: what fds did we inherit?
     let inherited_fds = os::procs::inherited_fds();
     install_panic_hook();

@@ -23,6 +23,7 @@ use crate::health::Published;
 use crate::io::probe::{ProbeDone, ProbeKey, ProbeRequest, Resolver};
 use crate::io::sink::Stream;
 use crate::io::{Cmd, IoHandle, IoLoop};
+use crate::os::groups::Groups;
 use crate::os::reaper::{self, Reaped, SpawnCounter};
 use crate::os::spawn::{self, Group, Launch, Outcome, Stdio};
 use crate::os::sys::SignalSet;
@@ -67,6 +68,8 @@ struct Shell {
     counter: Arc<SpawnCounter>,
     io: IoHandle,
     chdir_done: bool,
+    /// Leaders rinit spawned and groups being drained: who may be signalled.
+    groups: Groups,
 }
 
 /// Runs until the supervisor decides to exit; returns the exit status.
@@ -99,6 +102,7 @@ pub fn run(mut spec: RunSpec) -> i32 {
         counter,
         io,
         chdir_done: false,
+        groups: Groups::default(),
     };
     if shell.spec.command.is_empty() {
         // Only a main command inherits rinit's extra fds.
@@ -215,6 +219,7 @@ fn event_loop(
     let mut pending = VecDeque::from([Event::Tick]);
     loop {
         while let Some(event) = pending.pop_front() {
+            let handled = event.clone();
             let actions = sup.on_event(Instant::now(), event);
             write_notes(sup);
             for action in actions {
@@ -223,6 +228,7 @@ fn event_loop(
                     return code;
                 }
             }
+            shell.after_event(&handled, &mut pending);
         }
         if let Some(p) = published {
             p.publish(Arc::new(sup.snapshot()));
@@ -283,6 +289,22 @@ impl Shell {
         }
     }
 
+    /// Bookkeeping once the supervisor has handled `event`: a reaped
+    /// leader's pidfd is dropped, and drained groups are checked, since a
+    /// reaped exit may have been the last member of one.
+    fn after_event(&mut self, event: &Event, pending: &mut VecDeque<Event>) {
+        if let Event::Exited { pid, .. } = event {
+            self.groups.forget(*pid);
+        }
+        if matches!(
+            event,
+            Event::Exited { .. } | Event::Tick | Event::NoChildren
+        ) {
+            let gone = self.groups.gone();
+            pending.extend(gone.into_iter().map(|pgid| Event::GroupGone { pgid }));
+        }
+    }
+
     /// Carries out one action; events it causes go to `pending`.
     fn execute(&mut self, action: Action, pending: &mut VecDeque<Event>) -> Option<i32> {
         match action {
@@ -296,10 +318,16 @@ impl Shell {
                 generation,
                 attempt,
             }),
-            Action::SignalGroup { pgid, signal } => {
-                if pgid > 0 && sys::kill(-pgid, signal) == Err(libc::ESRCH) {
-                    let _ = sys::kill(pgid, signal);
+            Action::SignalGroup { pgid, signal } => self.groups.signal_group(pgid, signal),
+            Action::WatchGroup { pgid } => {
+                if !self.groups.watch(pgid) {
+                    pending.push_back(Event::GroupGone { pgid });
                 }
+            }
+            Action::SignalLeftovers { pgid, signal } => self.groups.signal_leftovers(pgid, signal),
+            Action::LogLeftovers => {
+                let left = procs::leftovers();
+                log::error!("left after SIGKILL: {}", left.join(", "));
             }
             Action::SignalAll(sig) => {
                 let n = procs::signal_all(sig);
@@ -318,6 +346,7 @@ impl Shell {
         let event = match outcome {
             Outcome::Started(started) => {
                 self.counter.bump();
+                self.groups.track(started.pid);
                 if let Who::Service(i) = who {
                     self.relay(i, started.stdout, started.stderr);
                 }
@@ -328,6 +357,7 @@ impl Shell {
             }
             Outcome::ExecFailed { pid, code, error } => {
                 self.counter.bump();
+                self.groups.track(pid);
                 log::error!("{}: {error} (exit {code})", self.name_of(who));
                 Event::SpawnFailed {
                     who,

@@ -59,6 +59,19 @@ pub enum State {
         deadline: Instant,
         killed: bool,
     },
+    /// The main process exited with `status` and has been reaped, but its
+    /// process group `pgid` still has members (or has not been checked
+    /// yet): they got the stop signal and get SIGKILL at `deadline`. What
+    /// the exit means is decided only once the group is empty.
+    Draining {
+        pgid: i32,
+        status: ExitStatus,
+        /// When the exited process was spawned (its uptime counts for
+        /// the backoff reset).
+        since: Instant,
+        deadline: Instant,
+        killed: bool,
+    },
     Stopped,
     Done,
 }
@@ -112,13 +125,15 @@ impl Service {
             State::Running { .. } => Phase::Running,
             State::Backoff { .. } => Phase::Backoff,
             State::Failed => Phase::Failed,
-            State::Stopping { .. } => Phase::Stopping,
+            // Still stopping: what is left of the group is being stopped.
+            State::Stopping { .. } | State::Draining { .. } => Phase::Stopping,
             State::Stopped => Phase::Stopped,
             State::Done => Phase::Done,
         }
     }
 
-    /// The live process, if one runs.
+    /// The live main process, if one runs (a draining service has none:
+    /// its leader has been reaped).
     pub fn pid(&self) -> Option<i32> {
         match self.state {
             State::Starting { pid, .. } => pid,
@@ -131,7 +146,48 @@ impl Service {
         match self.state {
             State::Starting { since, .. }
             | State::Running { since, .. }
-            | State::Stopping { since, .. } => Some(since),
+            | State::Stopping { since, .. }
+            | State::Draining { since, .. } => Some(since),
+            _ => None,
+        }
+    }
+
+    /// The leader of the service's group has been reaped with `status`:
+    /// the group is drained before the exit is decided.
+    pub fn begin_drain(&mut self, status: ExitStatus, deadline: Instant, killed: bool) {
+        let Some(pgid) = self.pid() else {
+            return;
+        };
+        let since = self.since().unwrap_or(deadline);
+        self.state = State::Draining {
+            pgid,
+            status,
+            since,
+            deadline,
+            killed,
+        };
+    }
+
+    /// The group being drained, with the leader's exit status.
+    pub fn draining(&self) -> Option<(i32, ExitStatus)> {
+        match self.state {
+            State::Draining { pgid, status, .. } => Some((pgid, status)),
+            _ => None,
+        }
+    }
+
+    /// SIGKILL is due for what is left of a draining group (true once).
+    pub fn drain_kill_due(&mut self, now: Instant) -> Option<i32> {
+        match &mut self.state {
+            State::Draining {
+                pgid,
+                deadline,
+                killed,
+                ..
+            } if !*killed && now >= *deadline => {
+                *killed = true;
+                Some(*pgid)
+            }
             _ => None,
         }
     }
@@ -324,6 +380,11 @@ impl Service {
                 ..
             } => Some(p.inflight.as_ref().map_or(p.next_at, |i| i.deadline)),
             State::Stopping {
+                deadline,
+                killed: false,
+                ..
+            }
+            | State::Draining {
                 deadline,
                 killed: false,
                 ..

@@ -53,6 +53,9 @@ pub struct Supervisor {
     pub(super) exited: bool,
     reaped_total: u64,
     orphans_reaped: u64,
+    /// Pids that rinit forked and no longer tracks, whose exit is still to
+    /// come (exec failures, killed probes): not orphans when reaped.
+    pub(super) expected: Vec<i32>,
     pub(super) notes: Vec<Note>,
 }
 
@@ -71,6 +74,7 @@ impl Supervisor {
             exited: false,
             reaped_total: 0,
             orphans_reaped: 0,
+            expected: Vec::new(),
             notes: Vec::new(),
         }
     }
@@ -82,12 +86,13 @@ impl Supervisor {
             return acts;
         }
         match event {
-            Event::Spawned { who, pid } => self.on_spawned(who, pid, now),
+            Event::Spawned { who, pid } => self.on_spawned(who, pid, now, &mut acts),
             Event::SpawnFailed { who, pid, code } => {
                 self.on_spawn_failed(who, pid, code, now, &mut acts)
             }
             Event::Exited { pid, status } => self.on_exited(pid, status, now, &mut acts),
             Event::NoChildren => self.children_possible = false,
+            Event::GroupGone { pgid } => self.on_group_gone(pgid, now, &mut acts),
             Event::Signal(sig) => self.on_signal(sig, now, &mut acts),
             Event::ProbeResult {
                 service,
@@ -123,7 +128,8 @@ impl Supervisor {
         }
         let mut d = self.shutdown.as_ref().and_then(|s| s.deadline(self));
         for s in &self.services {
-            if self.shutdown.is_none() || matches!(s.state, State::Stopping { .. }) {
+            let stopping = matches!(s.state, State::Stopping { .. } | State::Draining { .. });
+            if self.shutdown.is_none() || stopping {
                 d = deadline_min(d, s.deadline());
             }
         }
@@ -159,8 +165,15 @@ impl Supervisor {
         self.notes.push(Note { level, text });
     }
 
-    fn on_spawned(&mut self, who: Who, pid: i32, now: Instant) {
+    fn on_spawned(&mut self, who: Who, pid: i32, now: Instant, acts: &mut Vec<Action>) {
         self.children_possible = true;
+        if self.shutdown.as_ref().is_some_and(|sd| sd.forced) {
+            // Spawned after everything got SIGKILL: it gets it too.
+            acts.push(Action::SignalGroup {
+                pgid: pid,
+                signal: signal::SIGKILL,
+            });
+        }
         match who {
             Who::Main => {
                 self.main = MainState::Running { pid };
@@ -185,6 +198,10 @@ impl Supervisor {
                     .and_then(|p| p.inflight.as_mut())
                 {
                     inflight.pid = Some(pid);
+                } else {
+                    // Its attempt was abandoned (a shutdown began) before
+                    // the spawn was reported.
+                    self.kill_untracked(pid, acts);
                 }
             }
         }
@@ -205,13 +222,19 @@ impl Supervisor {
         now: Instant,
         acts: &mut Vec<Action>,
     ) {
-        if pid.is_some() {
+        if let Some(pid) = pid {
             self.children_possible = true;
+            // The failed child is still to be reaped; nothing tracks it.
+            self.expected.push(pid);
         }
         let status = ExitStatus::Code(code);
         match who {
             Who::Main => self.on_main_exit(status, now, acts),
-            Who::Service(i) => self.on_service_exit(i, status, now, acts),
+            // It never exec'd: nothing else can be in its group.
+            Who::Service(i) => {
+                self.end_probe(i, now, acts);
+                self.settle_exit(i, status, now, acts)
+            }
             Who::Probe(i) => self.on_probe_result(i, self.generation_of(i), None, false, now, acts),
         }
     }
@@ -233,8 +256,19 @@ impl Supervisor {
             .iter()
             .position(|s| s.probe_pid() == Some(pid))
         {
+            // Reaped: it must not be signalled as a failed probe would be.
+            if let Some(f) = self.services[i]
+                .probe_mut()
+                .and_then(|p| p.inflight.as_mut())
+            {
+                f.pid = None;
+            }
             let ok = status == ExitStatus::Code(0);
             return self.on_probe_result(i, self.generation_of(i), None, ok, now, acts);
+        }
+        if let Some(k) = self.expected.iter().position(|&p| p == pid) {
+            self.expected.swap_remove(k);
+            return;
         }
         self.orphans_reaped += 1;
         self.note(Level::Debug, format!("reaped orphan pid {pid} ({status})"));
@@ -249,7 +283,10 @@ impl Supervisor {
         }
     }
 
-    fn on_service_exit(
+    /// What the exit of the service's process means, once nothing of it
+    /// is left: stopped in a shutdown, else done, stopped, failed or a
+    /// restart.
+    pub(super) fn settle_exit(
         &mut self,
         i: usize,
         status: ExitStatus,
@@ -260,12 +297,6 @@ impl Supervisor {
         let Some(s) = self.services.get_mut(i) else {
             return;
         };
-        if let Some(probe_pid) = s.finish_probe(now) {
-            acts.push(Action::SignalGroup {
-                pgid: probe_pid,
-                signal: signal::SIGKILL,
-            });
-        }
         let name = s.name().to_string();
         if shutting_down {
             s.last_exit = Some(status);
@@ -288,7 +319,7 @@ impl Supervisor {
         }
     }
 
-    fn on_failed(
+    pub(super) fn on_failed(
         &mut self,
         name: &str,
         status: ExitStatus,
@@ -323,12 +354,9 @@ impl Supervisor {
                 Level::Warn,
                 format!("second {}: killing everything now", signal::name(sig)),
             );
-            return self.force_kill(acts);
+            return self.force_kill(now, acts);
         }
-        self.note(Level::Debug, format!("forwarding {}", signal::name(sig)));
-        for pgid in self.live_groups() {
-            acts.push(Action::SignalGroup { pgid, signal: sig });
-        }
+        self.forward(sig, acts);
     }
 
     /// Process groups of the main command and every service with a process.
@@ -361,14 +389,13 @@ impl Supervisor {
         if s.generation != generation || !current {
             return;
         }
-        if let Some(pid) = s.finish_probe(now) {
-            if !ok {
-                acts.push(Action::SignalGroup {
-                    pgid: pid,
-                    signal: signal::SIGKILL,
-                });
-            }
+        let probe_pid = s.finish_probe(now);
+        if let Some(pid) = probe_pid.filter(|_| !ok) {
+            self.kill_untracked(pid, acts);
         }
+        let Some(s) = self.services.get_mut(i) else {
+            return;
+        };
         if !ok {
             let text = format!("{}: readiness probe failed", s.name());
             self.note(Level::Debug, text);
@@ -379,6 +406,7 @@ impl Supervisor {
 
     /// Timers, scheduling and shutdown progress, after every event.
     fn step(&mut self, now: Instant, acts: &mut Vec<Action>) {
+        self.drain_timers(now, acts);
         if self.shutdown.is_none() {
             self.run_timers(now, acts);
             self.start_what_can_start(now, acts);

@@ -68,6 +68,26 @@ pub struct ServicePolicy {
     pub stop_signal: i32,
     pub stop_timeout: Duration,
     pub probe: Option<ProbePolicy>,
+    /// Which forwarded (non-shutdown) signals reach this service.
+    pub forward: Forward,
+}
+
+/// The `forward` key: which of the signals rinit forwards reach a service.
+/// The shutdown signals are not forwarded as such and never filtered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Forward {
+    All,
+    /// Only these signal numbers (empty: `none`).
+    Only(Vec<i32>),
+}
+
+impl Forward {
+    pub fn allows(&self, sig: i32) -> bool {
+        match self {
+            Forward::All => true,
+            Forward::Only(list) => list.contains(&sig),
+        }
+    }
 }
 
 impl ServicePolicy {
@@ -87,6 +107,7 @@ impl ServicePolicy {
             stop_signal: crate::core::signal::SIGTERM,
             stop_timeout: Duration::from_secs(5),
             probe: None,
+            forward: Forward::All,
         }
     }
 
@@ -141,6 +162,11 @@ pub enum Event {
     /// The reaper found no child left at all.
     NoChildren,
     Signal(i32),
+    /// The process group `pgid`, watched after `WatchGroup`, is empty: its
+    /// leader and every other member have been reaped.
+    GroupGone {
+        pgid: i32,
+    },
     /// A network readiness probe finished: the attempt the core asked for
     /// (a result of any other attempt is stale and dropped).
     ProbeResult {
@@ -185,6 +211,20 @@ pub enum Action {
     /// Send a signal to every process left: all of the namespace as PID 1,
     /// else every descendant.
     SignalAll(i32),
+    /// The leader of group `pgid` has been reaped: check at once whether
+    /// anything is left of the group (`kill(-pgid, 0)`), and again after
+    /// every reaped exit, and report `GroupGone` once it is empty.
+    WatchGroup {
+        pgid: i32,
+    },
+    /// Signal what is left of a watched group, if anything: the only way
+    /// the core signals a group whose leader's exit it has seen.
+    SignalLeftovers {
+        pgid: i32,
+        signal: i32,
+    },
+    /// Log every process still left (pid and state) before giving up.
+    LogLeftovers,
     Exit(i32),
 }
 
