@@ -470,8 +470,12 @@ services:
     let pid = run.inst.pid();
     // rinit and everything it starts from now on live under the limit.
     let mut limit = 0;
+    let services = wait_for(secs(10), || descendants(pid).len() >= 3);
+    assert!(services, "the services did not start");
     for p in std::iter::once(pid).chain(descendants(pid).iter().map(|p| p.pid)) {
-        let _ = std::fs::write(cg.join("cgroup.procs"), p.to_string());
+        if let Err(e) = std::fs::write(cg.join("cgroup.procs"), p.to_string()) {
+            println!("cannot move {p} into {}: {e}", cg.display());
+        }
     }
     if let Ok(cur) = std::fs::read_to_string(cg.join("pids.current")) {
         limit = cur.trim().parse::<u32>().unwrap_or(0) + 40;
