@@ -205,9 +205,9 @@ fn health_server(
 /// Descriptors the health server must leave to the rest of rinit: its own
 /// (stdin/out/err, their non-blocking reopens, the eventfd, the listener,
 /// and one spawn's transient pipes: 12, rounded up to 16) plus, per
-/// service, its two output pipes and a probe socket.
+/// service, its two output pipes, its leader's pidfd and a probe socket.
 pub fn fd_reserve(services: u64) -> u64 {
-    16 + 3 * services
+    16 + 4 * services
 }
 
 fn event_loop(
