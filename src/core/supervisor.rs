@@ -101,6 +101,12 @@ impl Supervisor {
                 ok,
             } => self.on_probe_result(service, generation, Some(attempt), ok, now, &mut acts),
             Event::Tick => {}
+            Event::Control(req) => acts.push(Action::Reply(crate::core::types::Reply {
+                id: req.id,
+                ok: false,
+                refused: Some("not implemented yet".into()),
+                services: Vec::new(),
+            })),
         }
         self.step(now, &mut acts);
         acts

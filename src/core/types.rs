@@ -177,6 +177,60 @@ pub enum Event {
     },
     /// A deadline from `next_deadline` passed.
     Tick,
+    /// An operator's request (`rinit ctl`); answered by `Action::Reply`.
+    Control(Request),
+}
+
+/// Names a control request, so its reply finds the connection waiting.
+pub type RequestId = u64;
+
+/// What an operator asks of some services (SPEC section 10).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verb {
+    /// Bring up (with its dependencies that are not up), fresh crash-loop
+    /// window; reply when ready (or failed).
+    Start,
+    /// Graceful stop with its own stop rules; the service becomes `down`;
+    /// reply when every process of it is reaped.
+    Stop,
+    /// Stop, then start; not counted in `restarts` nor backoff; reply when
+    /// ready again.
+    Restart,
+    /// Send this signal to each one's process group; reply at once.
+    Signal(i32),
+}
+
+/// A control request, already resolved to service indices by the shell (an
+/// unknown name never reaches the core), in the order given.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Request {
+    pub id: RequestId,
+    pub verb: Verb,
+    pub services: Vec<usize>,
+    /// False: reply as soon as the request is accepted (`--no-wait`).
+    pub wait: bool,
+    /// Reply with a failure if what was asked has not happened by then.
+    pub timeout: Duration,
+}
+
+/// How one service fared in a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceOutcome {
+    pub service: usize,
+    pub ok: bool,
+    /// For a person: "ready", "down; still running and depending on it: web",
+    /// "failed (exit code 3)", "timed out waiting for ready".
+    pub detail: String,
+}
+
+/// The answer to a request: `ok` only when every service's outcome is.
+/// `refused` (nothing was changed): a shutdown is under way, for example.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reply {
+    pub id: RequestId,
+    pub ok: bool,
+    pub refused: Option<String>,
+    pub services: Vec<ServiceOutcome>,
 }
 
 #[cfg(test)]
@@ -226,6 +280,8 @@ pub enum Action {
     /// Log every process still left (pid and state) before giving up.
     LogLeftovers,
     Exit(i32),
+    /// The answer to a `Control` request, once what it asked has happened.
+    Reply(Reply),
 }
 
 /// `now + d` that cannot panic: durations come from user config, and an
