@@ -11,12 +11,20 @@ pub const USAGE: &str = "\
 usage: rinit [OPTIONS] [--] [CMD [ARG...]]     run CMD and/or the services of a config
        rinit check [CONFIG]                    validate a config, print the start plan
        rinit probe [--ready] [-c CONFIG] [ADDR] ask a running rinit's /healthz (/readyz)
+       rinit ctl [--control PATH] VERB [OPTIONS] [NAME...]   operate a running rinit:
+           status [--json] [NAME...]                 the services at a glance
+           start|stop|restart [--no-wait] [--timeout D] NAME...
+           signal SIG NAME...                        send SIG to each one's process group
+           logs [-f] [-n N] [NAME...]                recent output, merged; -f follows
+           shutdown                                  the same as SIGTERM to rinit
        rinit --help | --version
 
 options:
   -c, --config PATH      services file (env RINIT_CONFIG; default /etc/rinit.yaml if it exists)
       --health-addr ADDR serve /healthz, /readyz, /status, /metrics on ADDR (env RINIT_HEALTH_ADDR)
       --grace DURATION   cap on the whole shutdown, e.g. 9s, 1m30s (env RINIT_GRACE; default 9s)
+      --control PATH     the control socket, or `off` (env RINIT_CONTROL; default with a
+                         config: $RINIT_RUNTIME_DIR/control.sock, /run/rinit/control.sock)
   -v / -q                more / less logging (repeatable; env RINIT_LOG takes env_logger filters)
   -h, --help             this text
   -V, --version          the version
@@ -27,6 +35,8 @@ pub struct RunArgs {
     pub config: Option<PathBuf>,
     pub health_addr: Option<String>,
     pub grace: Option<Duration>,
+    /// `--control PATH` / RINIT_CONTROL: a socket path, or `off`.
+    pub control: Option<String>,
     /// +1 per -v, -1 per -q.
     pub verbosity: i32,
     pub command: Vec<OsString>,
@@ -43,6 +53,7 @@ pub enum Cli {
         config: Option<PathBuf>,
         addr: Option<String>,
     },
+    Ctl(crate::control::client::CtlArgs),
     Help,
     Version,
 }
@@ -52,6 +63,7 @@ pub fn parse(args: Vec<OsString>, env: &dyn Fn(&str) -> Option<OsString>) -> Res
     match args.first().and_then(|a| a.to_str()) {
         Some("check") => return parse_check(args[1..].to_vec(), env),
         Some("probe") => return parse_probe(args[1..].to_vec(), env),
+        Some("ctl") => return parse_ctl(args[1..].to_vec()),
         _ => {}
     }
     parse_run(args, env)
@@ -68,6 +80,7 @@ fn parse_run(args: Vec<OsString>, env: &dyn Fn(&str) -> Option<OsString>) -> Res
         grace: env_string(env, "RINIT_GRACE")?
             .map(|g| duration(&g, "RINIT_GRACE"))
             .transpose()?,
+        control: env_string(env, "RINIT_CONTROL")?,
         verbosity: 0,
         command: Vec::new(),
     };
@@ -78,6 +91,7 @@ fn parse_run(args: Vec<OsString>, env: &dyn Fn(&str) -> Option<OsString>) -> Res
             }
             Long("health-addr") => run.health_addr = Some(string(p.value(), "--health-addr")?),
             Long("grace") => run.grace = Some(duration(&string(p.value(), "--grace")?, "--grace")?),
+            Long("control") => run.control = Some(string(p.value(), "--control")?),
             Short('v') | Long("verbose") => run.verbosity += 1,
             Short('q') | Long("quiet") => run.verbosity -= 1,
             Short('h') | Long("help") => return Ok(Cli::Help),
@@ -142,6 +156,102 @@ fn parse_probe(args: Vec<OsString>, env: &dyn Fn(&str) -> Option<OsString>) -> R
         config,
         addr,
     })
+}
+
+/// `ctl [--control PATH] VERB [OPTIONS] [ARGS...]`: a verb's options come
+/// right after it, or among its names.
+fn parse_ctl(args: Vec<OsString>) -> Result<Cli, String> {
+    use crate::control::client::{CtlArgs, CtlVerb};
+    use lexopt::prelude::*;
+    let mut p = lexopt::Parser::from_args(args);
+    let mut socket = None;
+    let verb = loop {
+        match p.next().map_err(|e| e.to_string())? {
+            Some(Long("control")) => {
+                socket = Some(PathBuf::from(p.value().map_err(|e| e.to_string())?))
+            }
+            Some(Short('h') | Long("help")) => return Ok(Cli::Help),
+            Some(Value(v)) => break string(Ok(v), "VERB")?,
+            Some(other) => return Err(format!("ctl: {}", other.unexpected())),
+            None => return Err(
+                "ctl: give a verb: status, start, stop, restart, signal, logs, reload, shutdown"
+                    .into(),
+            ),
+        }
+    };
+    let verb = match verb.as_str() {
+        "status" => CtlVerb::Status,
+        "start" => CtlVerb::Start,
+        "stop" => CtlVerb::Stop,
+        "restart" => CtlVerb::Restart,
+        "logs" => CtlVerb::Logs,
+        "reload" => CtlVerb::Reload,
+        "shutdown" => CtlVerb::Shutdown,
+        "signal" => match p.next().map_err(|e| e.to_string())? {
+            Some(Value(sig)) => CtlVerb::Signal(string(Ok(sig), "SIG")?),
+            _ => return Err("ctl signal: give the signal first, e.g. `rinit ctl signal HUP web`".into()),
+        },
+        other => return Err(format!("ctl: unknown verb '{other}': status, start, stop, restart, signal, logs, reload, shutdown")),
+    };
+    let mut a = CtlArgs::new(verb);
+    a.socket = socket;
+    while let Some(arg) = p.next().map_err(|e| e.to_string())? {
+        match arg {
+            Long("json") if a.verb == CtlVerb::Status => a.json = true,
+            Long("no-wait")
+                if matches!(a.verb, CtlVerb::Start | CtlVerb::Stop | CtlVerb::Restart) =>
+            {
+                a.wait = false
+            }
+            Long("timeout")
+                if matches!(a.verb, CtlVerb::Start | CtlVerb::Stop | CtlVerb::Restart) =>
+            {
+                a.timeout = Some(duration(&string(p.value(), "--timeout")?, "--timeout")?)
+            }
+            Short('f') | Long("follow") if a.verb == CtlVerb::Logs => a.follow = true,
+            Short('n') | Long("lines") if a.verb == CtlVerb::Logs => {
+                let n = string(p.value(), "-n")?;
+                a.lines = Some(
+                    n.parse()
+                        .map_err(|_| format!("ctl logs -n: '{n}' is not a number of lines"))?,
+                );
+            }
+            Long("dry-run") if a.verb == CtlVerb::Reload => a.dry_run = true,
+            Value(name) => a.names.push(string(Ok(name), "NAME")?),
+            other => {
+                return Err(format!(
+                    "ctl {verb}: {}",
+                    other.unexpected(),
+                    verb = ctl_verb_name(&a.verb)
+                ))
+            }
+        }
+    }
+    let needs_names = matches!(
+        a.verb,
+        CtlVerb::Start | CtlVerb::Stop | CtlVerb::Restart | CtlVerb::Signal(_)
+    );
+    if needs_names && a.names.is_empty() {
+        return Err(format!(
+            "ctl {}: name at least one service",
+            ctl_verb_name(&a.verb)
+        ));
+    }
+    Ok(Cli::Ctl(a))
+}
+
+fn ctl_verb_name(v: &crate::control::client::CtlVerb) -> &'static str {
+    use crate::control::client::CtlVerb;
+    match v {
+        CtlVerb::Status => "status",
+        CtlVerb::Start => "start",
+        CtlVerb::Stop => "stop",
+        CtlVerb::Restart => "restart",
+        CtlVerb::Signal(_) => "signal",
+        CtlVerb::Logs => "logs",
+        CtlVerb::Reload => "reload",
+        CtlVerb::Shutdown => "shutdown",
+    }
 }
 
 fn string(v: Result<OsString, lexopt::Error>, what: &str) -> Result<String, String> {
@@ -241,6 +351,44 @@ mod tests {
             }
         );
         assert_eq!(parse(args(&["--version"]), &no_env).unwrap(), Cli::Version);
+    }
+
+    #[test]
+    fn ctl_verbs_and_their_options() {
+        use crate::control::client::CtlVerb;
+        let ctl = |a: &[&str]| match parse(args(a), &no_env) {
+            Ok(Cli::Ctl(c)) => Ok(c),
+            Ok(other) => panic!("not ctl: {other:?}"),
+            Err(e) => Err(e),
+        };
+        let c = ctl(&[
+            "ctl",
+            "--control",
+            "/s",
+            "restart",
+            "--timeout",
+            "10s",
+            "web",
+            "db",
+        ])
+        .unwrap();
+        assert_eq!(c.verb, CtlVerb::Restart);
+        assert_eq!(c.socket, Some(PathBuf::from("/s")));
+        assert_eq!(c.names, ["web", "db"]);
+        assert_eq!(c.timeout, Some(Duration::from_secs(10)));
+        let c = ctl(&["ctl", "signal", "HUP", "web"]).unwrap();
+        assert_eq!(c.verb, CtlVerb::Signal("HUP".into()));
+        let c = ctl(&["ctl", "logs", "-f", "-n", "5"]).unwrap();
+        assert!(c.follow && c.lines == Some(5) && c.names.is_empty());
+        assert!(ctl(&["ctl", "status", "--json"]).unwrap().json);
+        assert!(ctl(&["ctl", "stop"])
+            .unwrap_err()
+            .contains("name at least one"));
+        assert!(ctl(&["ctl", "explode"])
+            .unwrap_err()
+            .contains("unknown verb"));
+        assert!(ctl(&["ctl", "status", "--no-wait"]).is_err());
+        assert!(ctl(&["ctl"]).is_err());
     }
 
     #[test]

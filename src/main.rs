@@ -45,6 +45,7 @@ fn main() {
         os::sys::unblock_everything();
     }
     let code = match cli {
+        Cli::Ctl(args) => rinit_pid1::control::client::run(&args, &|k| std::env::var(k).ok()),
         Cli::Help => write_out(cli::USAGE),
         Cli::Version => write_out(&format!("rinit {}\n", env!("CARGO_PKG_VERSION"))),
         Cli::Check { config } => {
@@ -230,7 +231,9 @@ fn run(args: cli::RunArgs, inherited_fds: Vec<i32>, signals: os::sys::SignalSet)
             return 2;
         }
     };
+    let control = control_socket(args.control.as_deref(), cfg.is_some());
     runtime::run(runtime::RunSpec {
+        control,
         config: cfg,
         command: args.command,
         grace: args.grace,
@@ -238,6 +241,38 @@ fn run(args: cli::RunArgs, inherited_fds: Vec<i32>, signals: os::sys::SignalSet)
         inherited_fds,
         signals,
     })
+}
+
+/// The control socket (SPEC section 10): `--control PATH` / RINIT_CONTROL
+/// (`off`: none); else, with a config, `$RINIT_RUNTIME_DIR/control.sock`
+/// (default /run/rinit); in single-command mode only when asked. A socket
+/// that cannot be made is one warning, and rinit runs without control.
+fn control_socket(
+    explicit: Option<&str>,
+    has_config: bool,
+) -> Option<(std::os::unix::net::UnixListener, PathBuf)> {
+    use rinit_pid1::control::socket;
+    let path = match explicit {
+        Some("off") => return None,
+        Some(p) => PathBuf::from(p),
+        None if has_config => {
+            let dir = std::env::var_os("RINIT_RUNTIME_DIR")
+                .filter(|d| !d.is_empty())
+                .map(PathBuf::from);
+            socket::default_path(dir.as_deref())
+        }
+        None => return None,
+    };
+    match socket::open(&path) {
+        Ok(listener) => {
+            log::info!("control socket on {}", path.display());
+            Some((listener, path))
+        }
+        Err(warning) => {
+            log::warn!("control: {warning}");
+            None
+        }
+    }
 }
 
 /// A string command runs under /bin/sh: refuse to start when the image

@@ -17,12 +17,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::{Config, Output, ReadyCheck};
+use crate::control::server::{ControlServer, Submitted};
 use crate::core::types::{Action, Event, RunPolicy, Who};
 use crate::core::{Level, Supervisor};
 use crate::health::Published;
 use crate::io::probe::{ProbeDone, ProbeKey, ProbeRequest, Resolver};
 use crate::io::sink::Stream;
-use crate::io::{Cmd, IoHandle, IoLoop};
+use crate::io::{Cmd, IoEvent, IoHandle, IoLoop};
 use crate::os::groups::Groups;
 use crate::os::reaper::{self, Reaped, SpawnCounter};
 use crate::os::spawn::{self, Group, Launch, Outcome, Stdio};
@@ -53,12 +54,15 @@ pub struct RunSpec {
     /// The signals `main` blocked before anything else, for the signal
     /// thread to take.
     pub signals: SignalSet,
+    /// The bound control socket and its path (removed at exit).
+    pub control: Option<(std::os::unix::net::UnixListener, PathBuf)>,
 }
 
 enum Msg {
     Reaped(Reaped),
     Signal(i32),
     Probe(ProbeDone),
+    Control(Submitted),
 }
 
 struct Shell {
@@ -77,10 +81,9 @@ pub fn run(mut spec: RunSpec) -> i32 {
     let (tx, rx) = mpsc::channel();
     let counter = Arc::new(SpawnCounter::default());
     let mut sup = Supervisor::new(policies(&spec), run_policy(&spec));
-    let published = spec
-        .health
-        .is_some()
+    let published = (spec.health.is_some() || spec.control.is_some())
         .then(|| Arc::new(Published::new(sup.snapshot())));
+    let socket_path = spec.control.as_ref().map(|(_, p)| p.clone());
     let io = match start_threads(&mut spec, &tx, &counter, published.clone()) {
         Ok(io) => io,
         Err(e) => {
@@ -111,6 +114,9 @@ pub fn run(mut spec: RunSpec) -> i32 {
     let code = event_loop(&mut sup, &mut shell, &rx, published.as_deref());
     // Every process is reaped: the pipes hold the services' last words.
     shell.io.drain(None, RELAY_DRAIN);
+    if let Some(path) = socket_path {
+        crate::control::socket::remove(&path);
+    }
     code
 }
 
@@ -131,11 +137,19 @@ fn start_threads(
         let _ = t.send(Msg::Signal(sig));
     })?;
     let t = tx.clone();
-    let mut io = IoLoop::new(true, resolver(spec))?.on_probe_done(move |d| {
-        let _ = t.send(Msg::Probe(d));
+    let mut io = IoLoop::new(true, resolver(spec))?.on_event(move |e| {
+        let _ = t.send(match e {
+            IoEvent::Probe(d) => Msg::Probe(d),
+            IoEvent::Control(c) => Msg::Control(c),
+        });
     });
-    if let (Some(listener), Some(published)) = (spec.health.take(), published) {
-        io = io.with_health(health_server(spec, listener, published)?);
+    if let Some(published) = published {
+        if let Some(listener) = spec.health.take() {
+            io = io.with_health(health_server(spec, listener, Arc::clone(&published))?);
+        }
+        if let Some((listener, _)) = spec.control.take() {
+            io = io.with_control(ControlServer::new(listener, published)?);
+        }
     }
     let handle = io.handle();
     io.start()?;
@@ -280,6 +294,8 @@ impl Shell {
                 (spawns == self.counter.current()).then_some(Event::NoChildren)
             }
             Msg::Signal(sig) => Some(Event::Signal(sig)),
+            Msg::Control(Submitted::Request(req)) => Some(Event::Control(req)),
+            Msg::Control(Submitted::Shutdown) => Some(Event::Signal(crate::core::signal::SIGTERM)),
             Msg::Probe(ProbeDone { key, ok }) => Some(Event::ProbeResult {
                 service: key.service,
                 generation: key.generation,
@@ -502,7 +518,7 @@ impl Shell {
 
     /// Hands a control reply to the io thread, which holds the connection.
     fn reply(&self, reply: crate::core::types::Reply) {
-        let _ = reply;
+        self.io.send(Cmd::Reply(reply));
     }
 
     fn close_inherited(&mut self) {

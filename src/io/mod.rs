@@ -13,14 +13,18 @@
 //! - it reports probe results through a callback (a channel send) and
 //!   nothing else: it never decides anything about a service.
 
+pub mod logbuf;
 pub mod probe;
 pub mod relay;
 pub mod sink;
+pub mod stats;
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::control::server::{ControlServer, Dropped, Submitted};
+use crate::core::types::Reply;
 use crate::health::server::Server;
 use crate::os::sys;
 use probe::{ProbeDone, ProbeRequest, Probes, Resolver};
@@ -42,6 +46,16 @@ pub enum Cmd {
         service: Option<Arc<str>>,
         ack: Arc<Ack>,
     },
+    /// The core's answer to a control request.
+    Reply(Reply),
+    /// Bytes of recent output kept per service (`logs.buffer`).
+    LogBuffer(usize),
+}
+
+/// What the io thread reports to the supervisor.
+pub enum IoEvent {
+    Probe(ProbeDone),
+    Control(Submitted),
 }
 
 /// A one-shot flag the io thread raises and the supervisor waits on, with
@@ -125,7 +139,7 @@ impl IoHandle {
     }
 }
 
-type Report = Box<dyn Fn(ProbeDone) + Send>;
+type Report = Box<dyn Fn(IoEvent) + Send>;
 
 /// The loop's state: every component it polls.
 pub struct IoLoop {
@@ -134,7 +148,10 @@ pub struct IoLoop {
     relays: Relays,
     probes: Probes,
     health: Option<Server>,
+    control: Option<ControlServer>,
     report: Option<Report>,
+    /// Follower losses not yet added to the global counters.
+    dropped: Dropped,
 }
 
 /// Which slice of the pollfd array belongs to whom.
@@ -143,6 +160,7 @@ struct Layout {
     relays: std::ops::Range<usize>,
     probes: std::ops::Range<usize>,
     health: std::ops::Range<usize>,
+    control: std::ops::Range<usize>,
 }
 
 impl IoLoop {
@@ -163,7 +181,9 @@ impl IoLoop {
             relays: Relays::default(),
             probes: Probes::new(resolver),
             health: None,
+            control: None,
             report: None,
+            dropped: Dropped::new(),
         })
     }
 
@@ -178,7 +198,13 @@ impl IoLoop {
         self
     }
 
-    pub fn on_probe_done(mut self, report: impl Fn(ProbeDone) + Send + 'static) -> IoLoop {
+    pub fn with_control(mut self, server: ControlServer) -> IoLoop {
+        self.control = Some(server);
+        self
+    }
+
+    /// Where probe results and control requests go.
+    pub fn on_event(mut self, report: impl Fn(IoEvent) + Send + 'static) -> IoLoop {
         self.report = Some(Box::new(report));
         self
     }
@@ -206,6 +232,12 @@ impl IoLoop {
         self.probes.on_timers(now);
         if let Some(h) = &mut self.health {
             h.on_timers(now);
+        }
+        if let Some(c) = &mut self.control {
+            c.on_timers(now, self.relays.rings(), &mut self.dropped);
+            if !self.dropped.is_empty() {
+                stats::add_follower_dropped(&mut self.dropped);
+            }
         }
         self.report_probes();
         fds.clear();
@@ -241,6 +273,12 @@ impl IoLoop {
                     }
                     ack.raise();
                 }
+                Cmd::Reply(reply) => {
+                    if let Some(c) = &mut self.control {
+                        c.on_reply(&reply, now);
+                    }
+                }
+                Cmd::LogBuffer(cap) => self.relays.rings_mut().set_cap(cap),
             }
         }
     }
@@ -249,7 +287,7 @@ impl IoLoop {
         let done = self.probes.take_done();
         if let Some(report) = &self.report {
             for d in done {
-                report(d);
+                report(IoEvent::Probe(d));
             }
         }
     }
@@ -275,11 +313,17 @@ impl IoLoop {
         if let Some(h) = &self.health {
             h.interest(fds);
         }
+        let health = mark..fds.len();
+        let mark = fds.len();
+        if let Some(c) = &self.control {
+            c.interest(fds);
+        }
         Layout {
             sink,
             relays,
             probes,
-            health: mark..fds.len(),
+            health,
+            control: mark..fds.len(),
         }
     }
 
@@ -299,6 +343,20 @@ impl IoLoop {
         if let Some(h) = &mut self.health {
             h.on_ready(&revents[layout.health.clone()], now);
         }
+        if let Some(c) = &mut self.control {
+            let report = &self.report;
+            let mut submit = |s: Submitted| {
+                if let Some(r) = report {
+                    r(IoEvent::Control(s));
+                }
+            };
+            c.on_ready(
+                &revents[layout.control.clone()],
+                now,
+                self.relays.rings(),
+                &mut submit,
+            );
+        }
     }
 
     fn next_deadline(&self) -> Option<Instant> {
@@ -306,6 +364,7 @@ impl IoLoop {
             self.relays.next_deadline(),
             self.probes.next_deadline(),
             self.health.as_ref().and_then(Server::next_deadline),
+            self.control.as_ref().and_then(ControlServer::next_deadline),
         ]
         .into_iter()
         .flatten()

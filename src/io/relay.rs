@@ -18,6 +18,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::logbuf::Rings;
 use super::sink::{Sink, Stream};
 use crate::os::sys;
 
@@ -104,11 +105,19 @@ enum Read_ {
     Eof,
 }
 
-/// Every service pipe, and the buffers they share.
+/// Every service pipe, the buffers they share, and the services' recent
+/// lines for `rinit ctl logs`.
 pub struct Relays {
     pipes: Vec<Pipe>,
     buf: Vec<u8>,
+    out: Out,
+}
+
+/// Where a line piece goes: rinit's stream, as `name | piece`, and the
+/// service's log buffer.
+struct Out {
     line: Vec<u8>,
+    rings: Rings,
 }
 
 impl Default for Relays {
@@ -116,7 +125,10 @@ impl Default for Relays {
         Relays {
             pipes: Vec::new(),
             buf: vec![0; READ_CHUNK],
-            line: Vec::with_capacity(MAX_LINE + 128),
+            out: Out {
+                line: Vec::with_capacity(MAX_LINE + 128),
+                rings: Rings::default(),
+            },
         }
     }
 }
@@ -158,7 +170,7 @@ impl Relays {
                 stream.name()
             );
             let mut p = self.pipes.remove(i);
-            flush_pipe(&mut p, &mut self.line, sink);
+            flush_pipe(&mut p, &mut self.out, sink);
         }
     }
 
@@ -186,7 +198,7 @@ impl Relays {
                 Read_::More => i += 1,
                 Read_::Eof => {
                     let mut p = self.pipes.remove(i);
-                    flush_pipe(&mut p, &mut self.line, sink);
+                    flush_pipe(&mut p, &mut self.out, sink);
                 }
             }
         }
@@ -205,10 +217,10 @@ impl Relays {
                 Err(_) => return Read_::Eof,
             };
             done += n;
-            let line = &mut self.line;
-            let (prefix, stream) = (&p.prefix, p.stream);
+            let out = &mut self.out;
+            let (service, prefix, stream) = (&p.service, &p.prefix, p.stream);
             p.splitter.feed(&self.buf[..n], now, &mut |piece| {
-                emit(line, prefix, piece, stream, sink)
+                out.emit(service, prefix, piece, stream, sink)
             });
         }
         Read_::More
@@ -228,7 +240,7 @@ impl Relays {
                 Read_::More => i += 1,
                 Read_::Eof => {
                     let mut p = self.pipes.remove(i);
-                    flush_pipe(&mut p, &mut self.line, sink);
+                    flush_pipe(&mut p, &mut self.out, sink);
                 }
             }
         }
@@ -241,12 +253,12 @@ impl Relays {
         while i < self.pipes.len() {
             match self.read_turn(i, sink, now, 1 << 20) {
                 Read_::More => {
-                    flush_pipe(&mut self.pipes[i], &mut self.line, sink);
+                    flush_pipe(&mut self.pipes[i], &mut self.out, sink);
                     i += 1;
                 }
                 Read_::Eof => {
                     let mut p = self.pipes.remove(i);
-                    flush_pipe(&mut p, &mut self.line, sink);
+                    flush_pipe(&mut p, &mut self.out, sink);
                 }
             }
         }
@@ -256,7 +268,7 @@ impl Relays {
     pub fn on_timers(&mut self, sink: &Sink, now: Instant) {
         for p in &mut self.pipes {
             if p.splitter.idle_deadline().is_some_and(|d| d <= now) {
-                flush_pipe(p, &mut self.line, sink);
+                flush_pipe(p, &mut self.out, sink);
             }
         }
     }
@@ -266,6 +278,15 @@ impl Relays {
             .iter()
             .filter_map(|p| p.splitter.idle_deadline())
             .min()
+    }
+
+    /// The services' recent lines.
+    pub fn rings(&self) -> &Rings {
+        &self.out.rings
+    }
+
+    pub fn rings_mut(&mut self) -> &mut Rings {
+        &mut self.out.rings
     }
 
     /// Open pipes (for tests and the fd budget).
@@ -282,18 +303,28 @@ impl Relays {
     }
 }
 
-fn flush_pipe(p: &mut Pipe, line: &mut Vec<u8>, sink: &Sink) {
-    let (prefix, stream) = (&p.prefix, p.stream);
+fn flush_pipe(p: &mut Pipe, out: &mut Out, sink: &Sink) {
+    let (service, prefix, stream) = (&p.service, &p.prefix, p.stream);
     p.splitter
-        .flush(&mut |piece| emit(line, prefix, piece, stream, sink));
+        .flush(&mut |piece| out.emit(service, prefix, piece, stream, sink));
 }
 
-fn emit(line: &mut Vec<u8>, prefix: &[u8], piece: &[u8], stream: Stream, sink: &Sink) {
-    line.clear();
-    line.extend_from_slice(prefix);
-    line.extend_from_slice(piece);
-    line.push(b'\n');
-    sink.push(stream, line);
+impl Out {
+    fn emit(
+        &mut self,
+        service: &Arc<str>,
+        prefix: &[u8],
+        piece: &[u8],
+        stream: Stream,
+        sink: &Sink,
+    ) {
+        self.line.clear();
+        self.line.extend_from_slice(prefix);
+        self.line.extend_from_slice(piece);
+        self.line.push(b'\n');
+        sink.push(stream, &self.line);
+        self.rings.push(service, stream, piece);
+    }
 }
 
 #[cfg(test)]

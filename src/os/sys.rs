@@ -622,6 +622,27 @@ fn sockaddr_of(
     }
 }
 
+/// The credentials of a Unix socket's peer (SO_PEERCRED): (pid, uid, gid).
+pub fn peer_cred(fd: RawFd) -> Option<(Pid, u32, u32)> {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `cred` and `len` are valid for getsockopt to fill.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            std::ptr::addr_of_mut!(cred).cast(),
+            &mut len,
+        )
+    };
+    (r == 0).then_some((cred.pid, cred.uid, cred.gid))
+}
+
 /// Puts a descriptor this process owns alone (a pipe's read end, a socket
 /// it made) into non-blocking mode.
 pub fn set_nonblocking(fd: RawFd) -> bool {
