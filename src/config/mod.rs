@@ -132,7 +132,8 @@ impl std::fmt::Display for ConfigErrors {
                 write!(f, "{}:{}:{}: ", self.path.display(), e.line, e.column)?;
             }
             if let Some(s) = &e.service {
-                write!(f, "service '{s}': ")?;
+                // Escaped: a rejected name may hold control characters.
+                write!(f, "service '{}': ", s.escape_debug())?;
             }
             write!(f, "{}", e.message)?;
         }

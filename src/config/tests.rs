@@ -317,3 +317,68 @@ services:
         ],
     );
 }
+
+#[test]
+fn service_names_are_restricted_to_a_safe_set() {
+    check(
+        "services:\n  \"a|b\": {command: x}\n",
+        &["2:3 a|b `a|b` is not a valid service name: its 2nd character, `|` (U+007C), is not allowed; use ASCII letters, digits, `-`, `_`, `.` and `@`"],
+    );
+    check(
+        "services:\n  \"web\u{202e}\": {command: x}\n",
+        &["2:3 web\u{202e} `web\\u{202e}` is not a valid service name: its 4th character, `\\u{202e}` (U+202E)"],
+    );
+    check(
+        "services:\n  \"\": {command: x}\n",
+        &["2:3  `` is not a valid service name: it is empty"],
+    );
+    let long = "a".repeat(65);
+    check(
+        &format!("services:\n  {long}: {{command: x}}\n"),
+        &["2:3 aaaa"],
+    );
+    check(
+        "services:\n  web-1.prod_x@2: {command: x}\n  A9: {command: x}\n",
+        &[],
+    );
+    check(
+        &format!("services:\n  {}: {{command: x}}\n", "b".repeat(64)),
+        &[],
+    );
+}
+
+/// A config of `n` services: a chain of dependencies (the worst case for
+/// wave building) interleaved with independent ones.
+fn many_services(n: usize) -> String {
+    let mut text = String::from("services:\n");
+    for i in 0..n {
+        text.push_str(&format!("  s{i}:\n    command: [sleep, \"1\"]\n"));
+        if i >= 2 && i % 2 == 0 {
+            text.push_str(&format!("    depends_on: [s{}]\n", i - 2));
+        }
+    }
+    text
+}
+
+fn time_to_validate(text: &str) -> std::time::Duration {
+    let etc = Path::new("/nonexistent");
+    let start = std::time::Instant::now();
+    assert!(parse(Path::new("big.yaml"), text, etc).is_ok());
+    start.elapsed()
+}
+
+/// Loading and validation are linear in the number of services: ten times
+/// the services take about ten times as long, not a hundred (a name check,
+/// the waves and a hint computation were quadratic: 100,000 services took
+/// 43 s). The bound is loose so that a busy machine does not fail it.
+#[test]
+fn validation_is_linear_in_the_number_of_services() {
+    let (small, large) = (many_services(2_000), many_services(20_000));
+    let best = |text: &str| (0..3).map(|_| time_to_validate(text)).min().unwrap();
+    let (t_small, t_large) = (best(&small), time_to_validate(&large));
+    let ratio = t_large.as_secs_f64() / t_small.as_secs_f64();
+    assert!(
+        ratio < 25.0,
+        "2,000 services: {t_small:?}, 20,000: {t_large:?} ({ratio:.1}x)"
+    );
+}

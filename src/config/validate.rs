@@ -4,6 +4,7 @@
 //! probes, users, paths), then the dependency graph of `graph`. Every check
 //! reports through `Report` and carries on, so one run lists all problems.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -26,8 +27,9 @@ pub fn validate(path: &Path, text: &str, etc: &Path) -> Result<Config, Vec<Confi
     let (drain, timeout) = shutdown(&file, &mut report);
     let mut services = Vec::new();
     let mut depends = Vec::new();
+    let mut seen = HashSet::new();
     for (key, value) in file.services.iter().flatten() {
-        let Some(name) = service_name(key, &services, &mut report) else {
+        let Some(name) = service_name(key, &mut seen, &mut report) else {
             continue;
         };
         let raw = raw::service(&name, value, &mut report);
@@ -92,7 +94,7 @@ fn syntax(e: &serde_norway::Error, locator: &Locator) -> ConfigError {
     }
 }
 
-fn service_name(key: &Value, known: &[Service], report: &mut Report) -> Option<String> {
+fn service_name(key: &Value, seen: &mut HashSet<String>, report: &mut Report) -> Option<String> {
     let name = match key {
         Value::String(s) => s.clone(),
         Value::Number(n) => n.to_string(),
@@ -106,17 +108,62 @@ fn service_name(key: &Value, known: &[Service], report: &mut Report) -> Option<S
         }
     };
     let path = ["services", name.as_str()];
-    if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if let Err(why) = check_name(&name) {
+        let shown = name.escape_debug();
         report.at_key(
             &path,
-            format!("`{name}` is not a valid service name (no spaces, not empty)"),
+            format!("`{shown}` is not a valid service name: {why}"),
         );
     }
-    if known.iter().any(|s| s.name == name) {
-        report.at_key(&path, format!("service `{name}` is defined twice"));
+    // A set, not a scan of the services so far: a scan made loading
+    // quadratic in the number of services.
+    if !seen.insert(name.clone()) {
+        report.at_key(
+            &path,
+            format!("service `{}` is defined twice", name.escape_debug()),
+        );
         return None;
     }
     Some(name)
+}
+
+/// The longest service name, in characters.
+pub const MAX_NAME: usize = 64;
+
+/// Service names end up at the start of every output line (`name | line`),
+/// in metrics labels and in URLs: only characters that cannot forge another
+/// service's line or break those formats.
+fn check_name(name: &str) -> Result<(), String> {
+    const ALLOWED: &str = "use ASCII letters, digits, `-`, `_`, `.` and `@`";
+    if name.is_empty() {
+        return Err(format!("it is empty; {ALLOWED}"));
+    }
+    let bad = |c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'));
+    if let Some((i, c)) = name.chars().enumerate().find(|&(_, c)| bad(c)) {
+        let shown = c.escape_debug();
+        let code = u32::from(c);
+        return Err(format!(
+            "its {} character, `{shown}` (U+{code:04X}), is not allowed; {ALLOWED}",
+            ordinal(i + 1)
+        ));
+    }
+    let len = name.chars().count();
+    if len > MAX_NAME {
+        return Err(format!("it has {len} characters, more than {MAX_NAME}"));
+    }
+    Ok(())
+}
+
+/// `1st`, `2nd`, `3rd`, `4th`, ... for messages.
+fn ordinal(n: usize) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
 }
 
 /// Stands in for a service whose settings were not a mapping (already
