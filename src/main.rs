@@ -148,7 +148,13 @@ fn check(config: Option<PathBuf>) -> i32 {
         return 2;
     };
     match load_config(&path) {
-        Ok(cfg) => write_out(&config::describe_plan(&cfg)),
+        Ok(cfg) => match config::nothing_to_run(&cfg) {
+            Some(why) => {
+                write_err(&format!("rinit: {why}\n"));
+                2
+            }
+            None => write_out(&config::describe_plan(&cfg)),
+        },
         Err(code) => code,
     }
 }
@@ -182,6 +188,11 @@ fn run(args: cli::RunArgs, inherited_fds: Vec<i32>, signals: os::sys::SignalSet)
     };
     if cfg.is_none() && args.command.is_empty() {
         usage_error("nothing to run: give a command or a config");
+    }
+    let idle = cfg.as_ref().filter(|_| args.command.is_empty());
+    if let Some(why) = idle.and_then(config::nothing_to_run) {
+        write_err(&format!("rinit: {why}\n"));
+        return 2;
     }
     if let Some(c) = &cfg {
         if let Err(e) = check_identities(c).and_then(|()| check_shell(c)) {

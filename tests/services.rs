@@ -798,3 +798,27 @@ fn rinit_check_accepts_every_example() {
     }
     assert!(checked >= 1);
 }
+
+#[test]
+fn an_empty_config_without_a_main_command_exits_2_instead_of_idling() {
+    let dir = TestDir::new("empty-config");
+    let Some(mut inst) = start(&dir, "", &[]) else {
+        return;
+    };
+    assert_eq!(inst.expect_exit(LONG), 2, "{}", inst.stderr());
+    let err = inst.stderr();
+    assert!(
+        err.contains("no services") && err.contains("-- CMD"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_health_only_config_with_a_main_command_still_runs() {
+    let dir = TestDir::new("health-only");
+    let yaml = "shutdown: {timeout: 5s}\n";
+    let Some(mut inst) = start(&dir, yaml, &["--", "sh", "-c", "exit 3"]) else {
+        return;
+    };
+    assert_eq!(inst.expect_exit(LONG), 3, "{}", inst.stderr());
+}

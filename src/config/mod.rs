@@ -18,6 +18,8 @@ use std::time::Duration;
 
 use crate::core::types::{RunPolicy, ServicePolicy};
 
+pub use validate::{MAX_DURATION, MAX_PROBE_DURATION, MAX_RESTART_COUNT};
+
 /// How a service's command is run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CommandLine {
@@ -148,16 +150,41 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
 }
 
 pub fn load_with_etc(path: &Path, etc: &Path) -> Result<Config, ConfigErrors> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
+    let fail = |error| ConfigErrors {
         path: path.to_path_buf(),
-        errors: vec![ConfigError {
+        errors: vec![error],
+    };
+    let bytes = std::fs::read(path).map_err(|e| {
+        fail(ConfigError {
             line: 0,
             column: 0,
             service: None,
             message: format!("cannot read the config file: {e}"),
-        }],
+        })
     })?;
+    let text = utf8(bytes).map_err(fail)?;
     parse(path, &text, etc)
+}
+
+/// The text of a file read as bytes, or an error at the line and column
+/// of its first byte that is not UTF-8 (columns count characters).
+pub(crate) fn utf8(bytes: Vec<u8>) -> Result<String, ConfigError> {
+    String::from_utf8(bytes).map_err(|e| {
+        let bytes = e.as_bytes();
+        let good = e.utf8_error().valid_up_to();
+        let bad = bytes.get(good).copied().unwrap_or(0);
+        // Valid by construction: `valid_up_to` bytes decode.
+        let prefix = std::str::from_utf8(&bytes[..good]).unwrap_or("");
+        let line_start = prefix.rfind('\n').map_or(0, |i| i + 1);
+        ConfigError {
+            line: prefix.matches('\n').count() + 1,
+            column: prefix[line_start..].chars().count() + 1,
+            service: None,
+            message: format!(
+                "the file is not valid UTF-8: byte 0x{bad:02X} here cannot start or continue a character"
+            ),
+        }
+    })
 }
 
 /// Validates config text; `path` only names the file in errors.
@@ -166,6 +193,21 @@ pub fn parse(path: &Path, text: &str, etc: &Path) -> Result<Config, ConfigErrors
         path: path.to_path_buf(),
         errors,
     })
+}
+
+/// SPEC section 1: a config with no services runs nothing by itself (an
+/// empty file is usually a mount gone wrong); it is only valid beside a
+/// main command. The message for `rinit check` (which cannot know of one)
+/// and for a run without one; `None` when there are services.
+pub fn nothing_to_run(cfg: &Config) -> Option<String> {
+    if !cfg.services.is_empty() {
+        return None;
+    }
+    let file = cfg.path.display();
+    Some(format!(
+        "{file}: no services, so there is nothing to run (is the file empty?); \
+         a config without services needs a main command: rinit -c {file} -- CMD"
+    ))
 }
 
 /// The start plan as `rinit check` prints it.

@@ -238,7 +238,7 @@ fn restart_limits() {
     check(
         &service("    command: x\n    max_restarts: {count: -1, within: 0s}\n"),
         &[
-            "4:27 web `count` must be a number from 0 to 4294967295, found -1",
+            "4:27 web `count` must be a number from 0 to 1000000, found -1",
             "4:39 web `within` must be longer than 0s",
         ],
     );
@@ -381,4 +381,54 @@ fn validation_is_linear_in_the_number_of_services() {
         ratio < 25.0,
         "2,000 services: {t_small:?}, 20,000: {t_large:?} ({ratio:.1}x)"
     );
+}
+
+/// Values that once passed validation and then overflowed `Instant +
+/// Duration` in PID 1 (a readiness timeout of i64::MAX seconds panicked at
+/// the first probe).
+#[test]
+fn every_duration_and_count_is_bounded() {
+    let huge = "9223372036854775807s";
+    check(
+        &service(&format!(
+            "    command: x\n    ready: {{tcp: \"h:1\", timeout: {huge}, interval: 25h}}\n"
+        )),
+        &[
+            "4:34 web `timeout`: `9223372036854775807s` is longer than the maximum of 1day",
+            "4:66 web `interval`: `25h` is longer than the maximum of 1day",
+        ],
+    );
+    check(
+        &service(&format!("    command: x\n    stop_timeout: {huge}\n    backoff: {{initial: 1s, max: 400days}}\n    max_restarts: {{count: 1000001, within: 366d}}\n")),
+        &[
+            "4:19 web `stop_timeout`: `9223372036854775807s` is longer than the maximum of 1year",
+            "5:33 web `max`: `400days` is longer than the maximum of 1year",
+            "6:27 web `count` must be a number from 0 to 1000000, found 1000001",
+            "6:44 web `within`: `366d` is longer than the maximum of 1year",
+        ],
+    );
+    check(
+        &format!("shutdown: {{drain: {huge}, timeout: 400d}}\n"),
+        &[
+            "1:19 - `drain`: `9223372036854775807s` is longer than the maximum of 1year",
+            "1:50 - `timeout`: `400d` is longer than the maximum of 1year",
+        ],
+    );
+    check(
+        &service("    command: x\n    ready: {tcp: \"h:1\", timeout: 1day, interval: 24h}\n    stop_timeout: 365d\n    max_restarts: {count: 1000000, within: 1y}\n"),
+        &[],
+    );
+}
+
+#[test]
+fn invalid_utf8_is_placed_at_its_first_bad_byte() {
+    let show = |e: ConfigError| format!("{}:{} {}", e.line, e.column, e.message);
+    let err = super::utf8(b"services:\n  w\xc3\xa9b: {command: \xff}\n".to_vec()).unwrap_err();
+    assert_eq!(
+        show(err),
+        "2:18 the file is not valid UTF-8: byte 0xFF here cannot start or continue a character"
+    );
+    let err = super::utf8(b"\xe2\x82".to_vec()).unwrap_err();
+    assert_eq!((err.line, err.column), (1, 1));
+    assert_eq!(super::utf8(b"ok\n".to_vec()).unwrap(), "ok\n");
 }

@@ -343,11 +343,10 @@ fn max_restarts(raw: &RawService, name: &str, policy: &mut ServicePolicy, report
     };
     if let Some(count) = limit.count {
         match u32::try_from(count) {
-            Ok(count) => policy.max_restarts = count,
-            Err(_) => {
+            Ok(count) if count <= MAX_RESTART_COUNT => policy.max_restarts = count,
+            _ => {
                 let message = format!(
-                    "`count` must be a number from 0 to {}, found {count}",
-                    u32::MAX
+                    "`count` must be a number from 0 to {MAX_RESTART_COUNT}, found {count}"
                 );
                 report.at_value(&["services", name, "max_restarts", "count"], message);
             }
@@ -440,12 +439,43 @@ fn choice<T: Copy>(
     None
 }
 
-/// A duration like `250ms`, `5s` or `1m30s`, if given and valid.
+/// The longest duration any key takes: beyond it a value is a typo, and
+/// the shell's deadlines (`Instant + Duration`) could overflow and make
+/// PID 1 panic. One year as humantime counts it (365.25 days), so that
+/// `1y` is accepted. Keys where a long value does harm have tighter limits.
+pub const MAX_DURATION: Duration = Duration::from_secs(31_557_600);
+
+/// The longest probe `interval` and `timeout`.
+pub const MAX_PROBE_DURATION: Duration = Duration::from_secs(24 * 3600);
+
+/// The largest `max_restarts.count`.
+pub const MAX_RESTART_COUNT: u32 = 1_000_000;
+
+/// A duration like `250ms`, `5s` or `1m30s`, if given, valid and at most
+/// `MAX_DURATION`.
 pub fn duration(raw: Option<&Scalar>, at: &[&str], report: &mut Report) -> Option<Duration> {
+    bounded(raw, MAX_DURATION, at, report)
+}
+
+/// A duration that must not be longer than `max`, if given and valid.
+pub fn bounded(
+    raw: Option<&Scalar>,
+    max: Duration,
+    at: &[&str],
+    report: &mut Report,
+) -> Option<Duration> {
     let Scalar(text) = raw?;
     let key = at.last().copied().unwrap_or_default();
     match humantime::parse_duration(text.trim()) {
-        Ok(d) => Some(d),
+        Ok(d) if d <= max => Some(d),
+        Ok(_) => {
+            let message = format!(
+                "`{key}`: `{text}` is longer than the maximum of {}",
+                show(max)
+            );
+            report.at_value(at, message);
+            None
+        }
         Err(e) => {
             let message = format!(
                 "`{key}`: invalid duration `{text}` ({e}); write it like 250ms, 5s or 1m30s"
@@ -458,7 +488,17 @@ pub fn duration(raw: Option<&Scalar>, at: &[&str], report: &mut Report) -> Optio
 
 /// A duration that must be longer than zero, if given and valid.
 pub fn positive(raw: Option<&Scalar>, at: &[&str], report: &mut Report) -> Option<Duration> {
-    let d = duration(raw, at, report)?;
+    positive_bounded(raw, MAX_DURATION, at, report)
+}
+
+/// A duration longer than zero and at most `max`, if given and valid.
+pub fn positive_bounded(
+    raw: Option<&Scalar>,
+    max: Duration,
+    at: &[&str],
+    report: &mut Report,
+) -> Option<Duration> {
+    let d = bounded(raw, max, at, report)?;
     if d.is_zero() {
         let key = at.last().copied().unwrap_or_default();
         report.at_value(at, format!("`{key}` must be longer than 0s"));
