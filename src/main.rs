@@ -17,6 +17,8 @@ use cli::Cli;
 const DEFAULT_CONFIG: &str = "/etc/rinit.yaml";
 
 fn main() {
+    // First of all: no descriptor rinit opens may land on a closed 0-2.
+    os::sys::open_missing_stdio();
     // Before anything else, and before any thread exists: a SIGTERM sent in
     // rinit's first microseconds (or during a long config parse) stays
     // pending for the signal thread instead of being dropped by the kernel,

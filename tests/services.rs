@@ -822,3 +822,36 @@ fn a_health_only_config_with_a_main_command_still_runs() {
     };
     assert_eq!(inst.expect_exit(LONG), 3, "{}", inst.stderr());
 }
+
+/// rinit started with stdin and stdout closed: they must not be reused for
+/// rinit's own descriptors (a CLOEXEC pipe, a socket) and then handed to a
+/// service; the service gets /dev/null there instead. (The inner shell
+/// reads its parent's descriptors, which no redirection has touched.)
+#[test]
+fn closed_stdio_of_rinit_becomes_dev_null_for_services() {
+    let dir = TestDir::new("closed-stdio");
+    let yaml = r#"
+services:
+  look:
+    command: "sh -c 'readlink /proc/$PPID/fd/0 /proc/$PPID/fd/1 > {d}/fd.tmp; mv {d}/fd.tmp {d}/fd'; exec sleep 1000"
+    output: inherit
+"#;
+    dir.write("rinit.yaml", yaml.replace("{d}", &dir.file("")).as_bytes());
+    let Some(mut inst) = Launch::new(RINIT)
+        .wrap_inside(["sh", "-c", "exec \"$0\" \"$@\" <&- >&-"])
+        .arg("-c")
+        .arg(dir.join("rinit.yaml"))
+        .start_pid1(&dir)
+    else {
+        return;
+    };
+    assert!(wait_for(LONG, || dir.exists("fd")), "{}", inst.stderr());
+    assert_eq!(
+        dir.read("fd").as_deref(),
+        Some("/dev/null\n/dev/null\n"),
+        "{}",
+        inst.stderr()
+    );
+    inst.signal(libc::SIGTERM);
+    assert_eq!(inst.expect_exit(LONG), 0);
+}
