@@ -4,6 +4,7 @@
 //! config file and the image's /etc/passwd and /etc/group.
 
 mod graph;
+mod hardening;
 mod locate;
 mod raw;
 mod ready;
@@ -76,10 +77,35 @@ pub struct Service {
     pub user: Option<Identity>,
     pub workdir: Option<PathBuf>,
     /// Added on top of rinit's environment, in file order.
+    /// (Its `env_file`s, then the login variables of its `user`, then its
+    /// `env`, merged: each name once, the later source winning.)
     pub env: Vec<(String, String)>,
     pub output: Output,
+    /// Applied in the child between fork and exec.
+    pub hardening: Hardening,
     pub policy: ServicePolicy,
 }
+
+/// What a service's process gets beside its identity: `umask`, `rlimits`
+/// and `no_new_privs` (SPEC section 4). The default changes nothing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Hardening {
+    pub umask: Option<u32>,
+    pub rlimits: Vec<Rlimit>,
+    pub no_new_privs: bool,
+}
+
+/// One resource limit; `None` keeps rinit's own value for that half.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rlimit {
+    /// The `RLIMIT_*` resource number.
+    pub resource: i32,
+    pub soft: Option<u64>,
+    pub hard: Option<u64>,
+}
+
+/// `unlimited` (RLIM_INFINITY).
+pub const UNLIMITED: u64 = u64::MAX;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {

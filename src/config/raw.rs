@@ -33,6 +33,10 @@ pub const SERVICE_KEYS: &[&str] = &[
     "workdir",
     "env",
     "output",
+    "env_file",
+    "umask",
+    "rlimits",
+    "no_new_privs",
 ];
 
 #[derive(Debug, Default, Deserialize)]
@@ -75,6 +79,14 @@ pub struct RawService {
     pub workdir: Option<Scalar>,
     pub env: Option<RawEnv>,
     pub output: Option<Scalar>,
+    /// A path or a list of paths; checked in `hardening`.
+    pub env_file: Option<Value>,
+    /// Must be a string (a YAML number would lose its leading zeros and
+    /// could be read in another base); checked in `hardening`.
+    pub umask: Option<Value>,
+    /// Resource name to a limit; checked in `hardening`.
+    pub rlimits: Option<Mapping>,
+    pub no_new_privs: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

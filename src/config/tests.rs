@@ -432,3 +432,152 @@ fn invalid_utf8_is_placed_at_its_first_bad_byte() {
     assert_eq!((err.line, err.column), (1, 1));
     assert_eq!(super::utf8(b"ok\n".to_vec()).unwrap(), "ok\n");
 }
+
+#[test]
+fn umask_rlimits_and_no_new_privs_are_checked_at_their_place() {
+    let text = service(
+        "    command: x\n    umask: \"0027\"\n    no_new_privs: true\n    rlimits:\n      nofile: 1024\n      core: unlimited\n      nproc: {soft: 10, hard: 20}\n      stack: {hard: \"8388608\"}\n",
+    );
+    let cfg = parse(Path::new("t.yaml"), &text, Path::new("/nonexistent")).unwrap();
+    let h = &cfg.services[0].hardening;
+    assert_eq!((h.umask, h.no_new_privs), (Some(0o027), true));
+    let limits: Vec<(Option<u64>, Option<u64>)> =
+        h.rlimits.iter().map(|r| (r.soft, r.hard)).collect();
+    let inf = super::UNLIMITED;
+    assert_eq!(
+        limits,
+        [
+            (Some(1024), Some(1024)),
+            (Some(inf), Some(inf)),
+            (Some(10), Some(20)),
+            (None, Some(8388608))
+        ]
+    );
+    assert_eq!(h.rlimits[0].resource, libc::RLIMIT_NOFILE as i32);
+    check(
+        &service("    command: x\n    umask: 27\n"),
+        &["4:12 web `umask` must be a quoted octal string like \"0027\" (found the number 27"],
+    );
+    // YAML reads an unquoted 0027 as a string (not octal 23): accepted.
+    check(&service("    command: x\n    umask: 0027\n"), &[]);
+    check(
+        &service("    command: x\n    umask: \"0089\"\n"),
+        &["4:12 web `umask` `0089` is not an octal mask from 0000 to 0777"],
+    );
+    check(
+        &service("    command: x\n    umask: \"1777\"\n"),
+        &["4:12 web `umask` `1777` is not an octal mask"],
+    );
+    check(
+        &service("    command: x\n    rlimits:\n      nofiles: 10\n      nproc: {soft: 20, hard: 10}\n      core: -1\n      as: {sfot: 1}\n"),
+        &[
+            "5:7 web unknown resource `nofiles` (did you mean `nofile`?); valid: as, core,",
+            "6:21 web the soft limit (20) is above the hard limit (10)",
+            "7:13 web `core`: a limit is a number from 0 to 18446744073709551614 or `unlimited`, found `-1`",
+            "8:12 web unknown key `sfot`; valid keys here: soft, hard",
+        ],
+    );
+    check(
+        &service("    command: x\n    no_new_privs: 1\n"),
+        &["4:19 web `no_new_privs`: invalid type: integer `1`, expected a boolean"],
+    );
+}
+
+/// A directory holding env files, removed on drop.
+struct EnvDir(std::path::PathBuf);
+
+impl EnvDir {
+    fn new(tag: &str, files: &[(&str, &str)]) -> EnvDir {
+        let dir = std::env::temp_dir().join(format!("rinit-envfile-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.join(name), text).unwrap();
+        }
+        EnvDir(dir)
+    }
+}
+
+impl Drop for EnvDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn vars(text: &str, dir: &EnvDir, etc: &Path) -> Result<Vec<String>, Vec<String>> {
+    let config = dir.0.join("rinit.yaml");
+    match parse(&config, text, etc) {
+        Ok(cfg) => Ok(cfg.services[0]
+            .env
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect()),
+        Err(e) => Err(e
+            .errors
+            .iter()
+            .map(|e| format!("{}:{} {}", e.line, e.column, e.message))
+            .collect()),
+    }
+}
+
+#[test]
+fn env_files_are_read_from_the_configs_directory_and_env_wins() {
+    let dir = EnvDir::new(
+        "merge",
+        &[
+            ("a.env", "# base\nA=1\nB=from-a\n"),
+            ("b.env", "B=from-b\nC=3\n"),
+        ],
+    );
+    let abs = dir.0.join("b.env");
+    let text = format!(
+        "services:\n  web:\n    command: x\n    env_file: [a.env, \"{}\"]\n    env: {{C: own}}\n",
+        abs.display()
+    );
+    let nowhere = Path::new("/nonexistent");
+    assert_eq!(
+        vars(&text, &dir, nowhere).unwrap(),
+        ["A=1", "B=from-b", "C=own"]
+    );
+    let one = "services:\n  web:\n    command: x\n    env_file: a.env\n";
+    assert_eq!(vars(one, &dir, nowhere).unwrap(), ["A=1", "B=from-a"]);
+}
+
+#[test]
+fn a_missing_or_malformed_env_file_is_an_error_naming_it() {
+    let dir = EnvDir::new("bad", &[("bad.env", "A=1\nNOT A NAME=2\n")]);
+    let text = "services:\n  web:\n    command: x\n    env_file: [missing.env, bad.env]\n";
+    let errors = vars(text, &dir, Path::new("/nonexistent")).unwrap_err();
+    let (missing, bad) = (dir.0.join("missing.env"), dir.0.join("bad.env"));
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(
+        errors[0].starts_with(&format!("4:16 cannot read env_file {}", missing.display())),
+        "{errors:?}"
+    );
+    assert!(
+        errors[1].starts_with(&format!(
+            "4:29 env_file {}:2: variable name `NOT A NAME`",
+            bad.display()
+        )),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn user_sets_the_login_variables_unless_env_or_env_file_does() {
+    let etc = FakeEtc::new("login");
+    let dir = EnvDir::new("login", &[("home.env", "HOME=/from-file\n")]);
+    let plain = "services:\n  web:\n    command: x\n    user: app\n";
+    assert_eq!(
+        vars(plain, &dir, &etc.0).unwrap(),
+        ["HOME=/home/app", "USER=app", "LOGNAME=app", "SHELL=/bin/sh"]
+    );
+    let own = "services:\n  web:\n    command: x\n    user: app\n    env_file: home.env\n    env: {USER: me}\n";
+    assert_eq!(
+        vars(own, &dir, &etc.0).unwrap(),
+        ["HOME=/from-file", "USER=me", "LOGNAME=app", "SHELL=/bin/sh"]
+    );
+    let unknown = "services:\n  web:\n    command: x\n    user: \"4242\"\n";
+    assert_eq!(vars(unknown, &dir, &etc.0).unwrap(), ["HOME=/"]);
+    let none = "services:\n  web:\n    command: x\n";
+    assert!(vars(none, &dir, &etc.0).unwrap().is_empty());
+}

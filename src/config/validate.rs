@@ -12,9 +12,10 @@ use std::time::Duration;
 use serde_norway::Value;
 
 use super::graph;
+use super::hardening;
 use super::locate::{Locator, Pos, Report};
 use super::raw::{self, RawCommand, RawEnv, RawFile, RawService, Scalar};
-use super::{ready, users, CommandLine, Config, ConfigError, Identity, Output, Service};
+use super::{ready, users, CommandLine, Config, ConfigError, Hardening, Identity, Output, Service};
 use crate::core::types::{RestartPolicy, ServicePolicy};
 
 pub use super::graph::describe_plan;
@@ -34,7 +35,7 @@ pub fn validate(path: &Path, text: &str, etc: &Path) -> Result<Config, Vec<Confi
         };
         let raw = raw::service(&name, value, &mut report);
         let (service, deps) = match raw {
-            Some(raw) => service(&name, raw, etc, &mut report),
+            Some(raw) => service(&name, raw, path, etc, &mut report),
             None => (placeholder(&name), Vec::new()),
         };
         services.push(service);
@@ -177,6 +178,7 @@ fn placeholder(name: &str) -> Service {
         workdir: None,
         env: Vec::new(),
         output: Output::Prefix,
+        hardening: Hardening::default(),
         policy: ServicePolicy::new(name),
     }
 }
@@ -211,7 +213,13 @@ fn shutdown(file: &RawFile, report: &mut Report) -> (Duration, Duration) {
 }
 
 /// Converts one well-shaped service; also returns its `depends_on` names.
-fn service(name: &str, raw: RawService, etc: &Path, report: &mut Report) -> (Service, Vec<String>) {
+fn service(
+    name: &str,
+    raw: RawService,
+    config: &Path,
+    etc: &Path,
+    report: &mut Report,
+) -> (Service, Vec<String>) {
     let at = |key| ["services", name, key];
     let mut policy = policy(name, &raw, report);
     let ready = raw
@@ -227,14 +235,26 @@ fn service(name: &str, raw: RawService, etc: &Path, report: &mut Report) -> (Ser
     let outputs = [("prefix", Output::Prefix), ("inherit", Output::Inherit)];
     let output = choice(raw.output.as_ref(), &outputs, &at("output"), report);
     let depends = raw.depends_on.iter().flatten();
+    let (user, account) = user(raw.user.as_ref(), name, etc, report).unzip();
+    // Lowest first: the login variables of `user`, then `env_file`, then
+    // `env`, which wins over both.
+    let login = account.map(|a| a.env()).unwrap_or_default();
+    let files = hardening::env_files(raw.env_file.as_ref(), name, config, report);
+    let own = env(raw.env.clone().unwrap_or_default(), name, report);
+    let hardening = Hardening {
+        umask: hardening::umask(raw.umask.as_ref(), name, report),
+        rlimits: hardening::rlimits(raw.rlimits.as_ref(), name, report),
+        no_new_privs: raw.no_new_privs.unwrap_or(false),
+    };
     let service = Service {
         name: name.to_string(),
         command: command(raw.command.as_ref(), name, report),
         ready: ready.map(|(check, _)| check),
-        user: user(raw.user.as_ref(), name, etc, report),
+        user,
         workdir: workdir(raw.workdir.as_ref(), name, report),
-        env: env(raw.env.unwrap_or_default(), name, report),
+        env: merge_env([login, files, own]),
         output: output.unwrap_or(Output::Prefix),
+        hardening,
         policy,
     };
     (service, depends.map(|Scalar(d)| d.clone()).collect())
@@ -377,10 +397,31 @@ fn success_codes(codes: &[i64], at: &[&str], report: &mut Report) -> Option<Vec<
     (valid.len() == codes.len()).then_some(valid)
 }
 
-fn user(raw: Option<&Scalar>, name: &str, etc: &Path, report: &mut Report) -> Option<Identity> {
+/// Each name once, at its first place, with the value of its last layer.
+fn merge_env<const N: usize>(layers: [Vec<(String, String)>; N]) -> Vec<(String, String)> {
+    let mut merged: Vec<(String, String)> = Vec::new();
+    let mut index = std::collections::HashMap::new();
+    for (key, value) in layers.into_iter().flatten() {
+        match index.get(&key) {
+            Some(&i) => merged[i] = (key, value),
+            None => {
+                index.insert(key.clone(), merged.len());
+                merged.push((key, value));
+            }
+        }
+    }
+    merged
+}
+
+fn user(
+    raw: Option<&Scalar>,
+    name: &str,
+    etc: &Path,
+    report: &mut Report,
+) -> Option<(Identity, users::Account)> {
     let Scalar(spec) = raw?;
-    match users::resolve(spec, etc) {
-        Ok(identity) => Some(identity),
+    match users::resolve_account(spec, etc) {
+        Ok(found) => Some(found),
         Err(message) => {
             report.at_value(&["services", name, "user"], message);
             None
@@ -578,13 +619,14 @@ services:
             })
         );
         assert_eq!(db.workdir, Some(PathBuf::from("/data")));
-        assert_eq!(
-            db.env,
-            [
-                ("PGTZ".into(), "UTC".into()),
-                ("PORT".into(), "5432".into())
-            ]
-        );
+        let env: Vec<String> = db.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let login = [
+            "HOME=/var/lib/postgresql",
+            "USER=postgres",
+            "LOGNAME=postgres",
+        ];
+        assert_eq!(env[..3], login);
+        assert_eq!(env[3..], ["SHELL=/bin/sh", "PGTZ=UTC", "PORT=5432"]);
         assert_eq!(db.output, Output::Inherit);
         let p = &db.policy;
         assert_eq!(

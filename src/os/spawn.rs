@@ -9,8 +9,10 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
-use super::sys::{self, ChildFailure, ChildSetup, ChildStep, ForkResult};
-use crate::config::Identity;
+use super::sys::{
+    self, ChildFailure, ChildSetup, ChildStep, ForkResult, KernelRlimit, ResourceLimit,
+};
+use crate::config::{Hardening, Identity, Rlimit};
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -41,6 +43,8 @@ pub struct Launch<'a> {
     pub group: Group,
     pub stdio: Stdio,
     pub keep_fds: &'a [RawFd],
+    /// umask, rlimits, no_new_privs; `None` keeps rinit's own.
+    pub hardening: Option<&'a Hardening>,
 }
 
 pub struct Started {
@@ -92,6 +96,8 @@ pub fn spawn(l: &Launch) -> Outcome {
     let argv_ptrs = pointers(&argv);
     let envp_ptrs = pointers(&envp);
     let groups: Vec<libc::gid_t> = l.identity.map(|i| i.groups.clone()).unwrap_or_default();
+    let hardening = l.hardening.cloned().unwrap_or_default();
+    let rlimits: Vec<ResourceLimit> = hardening.rlimits.iter().map(complete).collect();
     let setup = ChildSetup {
         path: &path,
         argv: &argv_ptrs,
@@ -102,6 +108,9 @@ pub fn spawn(l: &Launch) -> Outcome {
         foreground: l.group == Group::Foreground && sys::isatty(0),
         stdio,
         keep_fds: l.keep_fds,
+        umask: hardening.umask,
+        rlimits: &rlimits,
+        no_new_privs: hardening.no_new_privs,
     };
     let result = sys::fork_exec(&setup);
     let Pipes { out_rd, err_rd, .. } = pipes;
@@ -127,6 +136,32 @@ pub fn spawn(l: &Launch) -> Outcome {
     }
 }
 
+/// A limit with both halves, before the fork: a half the config left out
+/// is rinit's own value (which the child would inherit), moved as little
+/// as needed to keep soft <= hard.
+fn complete(rl: &Rlimit) -> ResourceLimit {
+    let own = sys::get_rlimit(rl.resource).unwrap_or(KernelRlimit {
+        cur: crate::config::UNLIMITED,
+        max: crate::config::UNLIMITED,
+    });
+    let limit = match (rl.soft, rl.hard) {
+        (Some(cur), Some(max)) => KernelRlimit { cur, max },
+        (Some(cur), None) => KernelRlimit {
+            cur,
+            max: own.max.max(cur),
+        },
+        (None, Some(max)) => KernelRlimit {
+            cur: own.cur.min(max),
+            max,
+        },
+        (None, None) => own,
+    };
+    ResourceLimit {
+        resource: rl.resource,
+        limit,
+    }
+}
+
 fn not_started(code: i32, error: String) -> Outcome {
     Outcome::NotStarted { code, error }
 }
@@ -143,6 +178,8 @@ fn describe_failure(program: &OsStr, workdir: Option<&Path>, f: ChildFailure) ->
         ChildStep::Groups | ChildStep::Gid | ChildStep::Uid => {
             format!("cannot switch user for {name} ({:?}): {err}", f.step)
         }
+        ChildStep::Rlimit => format!("cannot set the rlimits of {name}: {err}"),
+        ChildStep::NoNewPrivs => format!("cannot set no_new_privs for {name}: {err}"),
         ChildStep::Session | ChildStep::Stdio => {
             format!("cannot set up {name} ({:?}): {err}", f.step)
         }

@@ -35,6 +35,44 @@ pub struct ChildSetup<'a> {
     pub stdio: [RawFd; 3],
     /// Inherited fds that this child keeps across exec.
     pub keep_fds: &'a [RawFd],
+    /// The child's umask, if it is to change.
+    pub umask: Option<u32>,
+    /// Resource limits to set, complete (no "keep" halves left).
+    pub rlimits: &'a [ResourceLimit],
+    /// PR_SET_NO_NEW_PRIVS just before exec.
+    pub no_new_privs: bool,
+}
+
+/// One limit as the prlimit64 syscall takes it (the kernel's
+/// `struct rlimit64`, the same on every architecture).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct KernelRlimit {
+    pub cur: u64,
+    pub max: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResourceLimit {
+    pub resource: i32,
+    pub limit: KernelRlimit,
+}
+
+/// rinit's own limit for `resource` (what a child inherits), if known.
+pub fn get_rlimit(resource: i32) -> Option<KernelRlimit> {
+    let mut old = KernelRlimit { cur: 0, max: 0 };
+    // SAFETY: prlimit64 on ourselves (pid 0) with no new limit, writing
+    // the current one into `old`, a valid struct of the kernel's layout.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_prlimit64,
+            0,
+            resource,
+            std::ptr::null::<KernelRlimit>(),
+            &mut old as *mut KernelRlimit,
+        )
+    };
+    (r == 0).then_some(old)
 }
 
 /// Why a child could not exec: the step that failed and its errno.
@@ -53,9 +91,12 @@ pub enum ChildStep {
     Gid,
     Uid,
     Exec,
+    Rlimit,
+    NoNewPrivs,
 }
 
-const STEPS: [ChildStep; 7] = [
+/// The wire numbers of the steps (their index): append only.
+const STEPS: [ChildStep; 9] = [
     ChildStep::Session,
     ChildStep::Stdio,
     ChildStep::Workdir,
@@ -63,6 +104,8 @@ const STEPS: [ChildStep; 7] = [
     ChildStep::Gid,
     ChildStep::Uid,
     ChildStep::Exec,
+    ChildStep::Rlimit,
+    ChildStep::NoNewPrivs,
 ];
 
 pub enum ForkResult {
@@ -267,6 +310,20 @@ fn child_after_fork(s: &ChildSetup, report: RawFd) -> ! {
                 fail(ChildStep::Workdir);
             }
         }
+        // Limits before the identity switch: raising a hard limit needs
+        // privileges that setuid drops. Raw syscalls: musl's setrlimit
+        // synchronises all threads, which a vfork child must not try.
+        for rl in s.rlimits {
+            let new = &rl.limit as *const KernelRlimit;
+            let none = std::ptr::null_mut::<KernelRlimit>();
+            if libc::syscall(libc::SYS_prlimit64, 0, rl.resource, new, none) != 0 {
+                fail(ChildStep::Rlimit);
+            }
+        }
+        if let Some(mask) = s.umask {
+            // umask cannot fail.
+            libc::syscall(libc::SYS_umask, mask);
+        }
         if let Some((uid, gid, groups)) = s.identity {
             // Raw syscalls: per-thread is right in a single-threaded child,
             // and libc wrappers may try to synchronise threads that the
@@ -280,6 +337,11 @@ fn child_after_fork(s: &ChildSetup, report: RawFd) -> ! {
             if libc::syscall(libc::SYS_setuid, uid) != 0 {
                 fail(ChildStep::Uid);
             }
+        }
+        if s.no_new_privs
+            && libc::syscall(libc::SYS_prctl, libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+        {
+            fail(ChildStep::NoNewPrivs);
         }
         reset_dispositions();
         let mut empty: libc::sigset_t = std::mem::zeroed();
@@ -770,6 +832,9 @@ mod tests {
             foreground: false,
             stdio: [-1; 3],
             keep_fds: &[],
+            umask: None,
+            rlimits: &[],
+            no_new_privs: false,
         };
         match fork_exec(&setup) {
             Ok(ForkResult::Started(pid)) => {
