@@ -581,3 +581,35 @@ fn user_sets_the_login_variables_unless_env_or_env_file_does() {
     let none = "services:\n  web:\n    command: x\n";
     assert!(vars(none, &dir, &etc.0).unwrap().is_empty());
 }
+
+/// `n` services, each with one error (a duration without a unit).
+fn many_errors(n: usize) -> String {
+    let mut text = String::from("services:\n");
+    for i in 0..n {
+        text.push_str(&format!(
+            "  s{i}:\n    command: [sleep, \"1\"]\n    stop_timeout: 5\n"
+        ));
+    }
+    text
+}
+
+fn time_to_reject(text: &str, errors: usize) -> std::time::Duration {
+    let start = std::time::Instant::now();
+    let got = parse(Path::new("bad.yaml"), text, Path::new("/nonexistent"));
+    assert_eq!(got.map(|_| ()).unwrap_err().errors.len(), errors);
+    start.elapsed()
+}
+
+/// Placing errors is linear too: each error used to rescan the file from
+/// the top (2,000 services with one error each took 15 s).
+#[test]
+fn placing_errors_is_linear_in_the_size_of_the_file() {
+    let (small, large) = (many_errors(300), many_errors(3_000));
+    let t_small = (0..3).map(|_| time_to_reject(&small, 300)).min().unwrap();
+    let t_large = time_to_reject(&large, 3_000);
+    let ratio = t_large.as_secs_f64() / t_small.as_secs_f64();
+    assert!(
+        ratio < 25.0,
+        "300 errors: {t_small:?}, 3,000: {t_large:?} ({ratio:.1}x)"
+    );
+}
