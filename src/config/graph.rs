@@ -44,12 +44,13 @@ fn resolve(names: &[String], depends: &[Vec<String>], report: &mut Report) -> Ve
     let mut resolved = vec![Vec::new(); names.len()];
     for (i, (name, wanted)) in all.iter().zip(depends).enumerate() {
         let at = ["services", name, "depends_on"];
+        let mut seen = HashSet::new();
         for (item, dep) in wanted.iter().enumerate() {
             match index.get(dep.as_str()).copied() {
                 Some(j) if j == i => {
                     report.at_item(&at, item, format!("`{dep}` depends on itself"))
                 }
-                Some(j) if !resolved[i].contains(&j) => resolved[i].push(j),
+                Some(j) if seen.insert(j) => resolved[i].push(j),
                 Some(_) => {}
                 None => report.at_item(&at, item, unknown_dependency(dep, &all)),
             }
@@ -58,8 +59,17 @@ fn resolve(names: &[String], depends: &[Vec<String>], report: &mut Report) -> Ve
     resolved
 }
 
+/// Above this many services no "did you mean" is computed for an unknown
+/// dependency: it compares with every name, and one error per service
+/// would make that quadratic.
+const HINT_LIMIT: usize = 1000;
+
 fn unknown_dependency(dep: &str, all: &[&str]) -> String {
-    let hint = did_you_mean(dep, all).map_or(String::new(), |n| format!(" (did you mean `{n}`?)"));
+    let hint = match all.len() {
+        0..=HINT_LIMIT => did_you_mean(dep, all),
+        _ => None,
+    };
+    let hint = hint.map_or(String::new(), |n| format!(" (did you mean `{n}`?)"));
     // Listing every service is useful for a handful, noise for thousands.
     let known = match all.len() {
         0 => "none".to_string(),
