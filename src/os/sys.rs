@@ -322,7 +322,7 @@ fn child_after_fork(s: &ChildSetup, report: RawFd) -> ! {
         }
         if let Some(mask) = s.umask {
             // umask cannot fail.
-            libc::syscall(libc::SYS_umask, mask);
+            libc::syscall(libc::SYS_umask, libc::c_ulong::from(mask));
         }
         if let Some((uid, gid, groups)) = s.identity {
             // Raw syscalls: per-thread is right in a single-threaded child,
@@ -338,8 +338,18 @@ fn child_after_fork(s: &ChildSetup, report: RawFd) -> ! {
                 fail(ChildStep::Uid);
             }
         }
+        // prctl's arguments are unsigned longs, and the kernel refuses
+        // PR_SET_NO_NEW_PRIVS unless they are exactly (1, 0, 0, 0).
+        let (one, zero): (libc::c_ulong, libc::c_ulong) = (1, 0);
         if s.no_new_privs
-            && libc::syscall(libc::SYS_prctl, libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+            && libc::syscall(
+                libc::SYS_prctl,
+                libc::PR_SET_NO_NEW_PRIVS,
+                one,
+                zero,
+                zero,
+                zero,
+            ) != 0
         {
             fail(ChildStep::NoNewPrivs);
         }
