@@ -816,8 +816,12 @@ fn an_empty_config_without_a_main_command_exits_2_instead_of_idling() {
 #[test]
 fn a_health_only_config_with_a_main_command_still_runs() {
     let dir = TestDir::new("health-only");
-    let yaml = "shutdown: {timeout: 5s}\n";
-    let Some(mut inst) = start(&dir, yaml, &["--", "sh", "-c", "exit 3"]) else {
+    // A port that was free a moment ago (the config refuses port 0).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_or(19387, |a| a.port());
+    let yaml = format!("health: {{listen: \"127.0.0.1:{port}\"}}\nshutdown: {{timeout: 5s}}\n");
+    let Some(mut inst) = start(&dir, &yaml, &["--", "sh", "-c", "exit 3"]) else {
         return;
     };
     assert_eq!(inst.expect_exit(LONG), 3, "{}", inst.stderr());
