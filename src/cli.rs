@@ -273,10 +273,19 @@ fn env_string(
     }
 }
 
+/// A duration, at most the config's maximum (a year): a larger grace is a
+/// typo, and its deadline could overflow.
 fn duration(text: &str, what: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text.trim()).map_err(|e| {
-        format!("{what}: invalid duration '{text}' ({e}); write it like 250ms, 5s or 1m30s")
-    })
+    let max = crate::config::MAX_DURATION;
+    match humantime::parse_duration(text.trim()) {
+        Ok(d) if d <= max => Ok(d),
+        Ok(_) => Err(format!(
+            "{what}: '{text}' is longer than the maximum of 1year"
+        )),
+        Err(e) => Err(format!(
+            "{what}: invalid duration '{text}' ({e}); write it like 250ms, 5s or 1m30s"
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -396,6 +405,9 @@ mod tests {
         assert!(parse(args(&["--grace", "soon"]), &no_env)
             .unwrap_err()
             .contains("1m30s"));
+        assert!(parse(args(&["--grace", "9223372036854775807s"]), &no_env)
+            .unwrap_err()
+            .contains("longer than the maximum"));
         assert!(parse(args(&["--bogus"]), &no_env).is_err());
         assert!(parse(args(&["-c"]), &no_env).is_err());
     }

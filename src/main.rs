@@ -30,6 +30,8 @@ extern "C" fn block_signals_at_load() {
 }
 
 fn main() {
+    // First of all: no descriptor rinit opens may land on a closed 0-2.
+    os::sys::open_missing_stdio();
     let signals = os::signals::block_taken();
     // Then, before anything opens a file: what fds did we inherit?
     let inherited_fds = os::procs::inherited_fds();
@@ -158,7 +160,13 @@ fn check(config: Option<PathBuf>) -> i32 {
         return 2;
     };
     match load_config(&path) {
-        Ok(cfg) => write_out(&config::describe_plan(&cfg)),
+        Ok(cfg) => match config::nothing_to_run(&cfg) {
+            Some(why) => {
+                write_err(&format!("rinit: {why}\n"));
+                2
+            }
+            None => write_out(&config::describe_plan(&cfg)),
+        },
         Err(code) => code,
     }
 }
@@ -192,6 +200,11 @@ fn run(args: cli::RunArgs, inherited_fds: Vec<i32>, signals: os::sys::SignalSet)
     };
     if cfg.is_none() && args.command.is_empty() {
         usage_error("nothing to run: give a command or a config");
+    }
+    let idle = cfg.as_ref().filter(|_| args.command.is_empty());
+    if let Some(why) = idle.and_then(config::nothing_to_run) {
+        write_err(&format!("rinit: {why}\n"));
+        return 2;
     }
     if let Some(c) = &cfg {
         if let Err(e) = check_identities(c).and_then(|()| check_shell(c)) {

@@ -431,6 +431,7 @@ impl Shell {
                     group: Group::Foreground,
                     stdio: Stdio::Inherit,
                     keep_fds: &self.spec.inherited_fds,
+                    hardening: None,
                 })
             }
             Who::Service(i) | Who::Probe(i) => {
@@ -476,6 +477,7 @@ impl Shell {
             group: Group::NewSession,
             stdio,
             keep_fds: &no_fds,
+            hardening: Some(&svc.hardening),
         })
     }
 

@@ -150,3 +150,33 @@ fn a_missing_file_is_an_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("cannot read the config file"));
 }
+
+#[test]
+fn a_config_without_services_is_an_error_that_names_the_fix() {
+    for (tag, yaml) in [
+        ("empty", ""),
+        ("comments", "# nothing here\n"),
+        ("health-only", "health: {listen: \"127.0.0.1:9\"}\n"),
+    ] {
+        let file = TempConfig::new(tag, yaml);
+        let out = check(&file.0);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{tag}: {stderr}");
+        assert!(out.stdout.is_empty(), "{tag}: {}", text(&out.stdout));
+        let want = format!("rinit -c {} -- CMD", file.0.display());
+        assert!(
+            stderr.contains("no services") && stderr.contains(&want),
+            "{tag}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn invalid_utf8_names_the_line_and_column_of_the_first_bad_byte() {
+    let file = TempConfig::new("utf8", "");
+    std::fs::write(&file.0, b"services:\n  web:\n    command: [\"caf\xe9\"]\n").unwrap();
+    let out = check(&file.0);
+    assert_eq!(out.status.code(), Some(2));
+    let want = format!("{}:3:19: the file is not valid UTF-8", file.0.display());
+    assert!(text(&out.stderr).contains(&want), "{}", text(&out.stderr));
+}

@@ -798,3 +798,161 @@ fn rinit_check_accepts_every_example() {
     }
     assert!(checked >= 1);
 }
+
+#[test]
+fn an_empty_config_without_a_main_command_exits_2_instead_of_idling() {
+    let dir = TestDir::new("empty-config");
+    let Some(mut inst) = start(&dir, "", &[]) else {
+        return;
+    };
+    assert_eq!(inst.expect_exit(LONG), 2, "{}", inst.stderr());
+    let err = inst.stderr();
+    assert!(
+        err.contains("no services") && err.contains("-- CMD"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_health_only_config_with_a_main_command_still_runs() {
+    let dir = TestDir::new("health-only");
+    // A port that was free a moment ago (the config refuses port 0).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_or(19387, |a| a.port());
+    let yaml = format!("health: {{listen: \"127.0.0.1:{port}\"}}\nshutdown: {{timeout: 5s}}\n");
+    let Some(mut inst) = start(&dir, &yaml, &["--", "sh", "-c", "exit 3"]) else {
+        return;
+    };
+    assert_eq!(inst.expect_exit(LONG), 3, "{}", inst.stderr());
+}
+
+/// rinit started with stdin and stdout closed: they must not be reused for
+/// rinit's own descriptors (a CLOEXEC pipe, a socket) and then handed to a
+/// service; the service gets /dev/null there instead. (The inner shell
+/// reads its parent's descriptors, which no redirection has touched.)
+#[test]
+fn closed_stdio_of_rinit_becomes_dev_null_for_services() {
+    let dir = TestDir::new("closed-stdio");
+    let yaml = r#"
+services:
+  look:
+    command: "sh -c 'readlink /proc/$PPID/fd/0 /proc/$PPID/fd/1 > {d}/fd.tmp; mv {d}/fd.tmp {d}/fd'; exec sleep 1000"
+    output: inherit
+"#;
+    dir.write("rinit.yaml", yaml.replace("{d}", &dir.file("")).as_bytes());
+    let Some(mut inst) = Launch::new(RINIT)
+        .wrap_inside(["sh", "-c", "exec \"$0\" \"$@\" <&- >&-"])
+        .arg("-c")
+        .arg(dir.join("rinit.yaml"))
+        .start_pid1(&dir)
+    else {
+        return;
+    };
+    assert!(wait_for(LONG, || dir.exists("fd")), "{}", inst.stderr());
+    assert_eq!(
+        dir.read("fd").as_deref(),
+        Some("/dev/null\n/dev/null\n"),
+        "{}",
+        inst.stderr()
+    );
+    inst.signal(libc::SIGTERM);
+    assert_eq!(inst.expect_exit(LONG), 0);
+}
+
+#[test]
+fn umask_rlimits_no_new_privs_and_env_file_reach_the_service() {
+    let dir = TestDir::new("hardening");
+    dir.write("app.env", b"# from a file\nFROM_FILE=yes\nOVERRIDE=file\n");
+    let yaml = r#"
+services:
+  tight:
+    command: "umask > {d}/umask; ulimit -n > {d}/soft; ulimit -H -n > {d}/hard; grep NoNewPrivs /proc/self/status > {d}/nnp; echo \"$FROM_FILE $OVERRIDE\" > {d}/env.tmp; mv {d}/env.tmp {d}/env; exec sleep 1000"
+    umask: "0027"
+    rlimits: { nofile: { soft: 123, hard: 456 } }
+    no_new_privs: true
+    env_file: app.env
+    env: { OVERRIDE: env }
+  loose:
+    command: "grep NoNewPrivs /proc/self/status > {d}/nnp-loose.tmp; mv {d}/nnp-loose.tmp {d}/nnp-loose; exec sleep 1000"
+"#;
+    let Some(mut inst) = start(&dir, yaml, &[]) else {
+        return;
+    };
+    let env = dir.wait_line("env", LONG);
+    assert_eq!(env.as_deref(), Some("yes env\n"), "{}", inst.stderr());
+    assert_eq!(dir.read("umask").as_deref(), Some("0027\n"));
+    assert_eq!(dir.read("soft").as_deref(), Some("123\n"));
+    assert_eq!(dir.read("hard").as_deref(), Some("456\n"));
+    let nnp = |name: &str| {
+        dir.read(name)
+            .unwrap_or_default()
+            .split_whitespace()
+            .last()
+            .map(String::from)
+    };
+    assert_eq!(nnp("nnp").as_deref(), Some("1"));
+    assert!(dir.wait_line("nnp-loose", LONG).is_some());
+    assert_eq!(nnp("nnp-loose").as_deref(), Some("0"), "only where asked");
+    inst.signal(libc::SIGTERM);
+    assert_eq!(inst.expect_exit(LONG), 0);
+}
+
+#[test]
+fn a_failing_rlimit_is_reported_like_other_child_steps() {
+    let dir = TestDir::new("rlimit-fail");
+    // More open files than the kernel allows at all (fs.nr_open): valid
+    // config, refused by prlimit in the child, reported through the pipe.
+    let yaml = r#"
+services:
+  bad:
+    command: "touch {d}/ran"
+    restart: never
+    rlimits: { nofile: 4000000000 }
+"#;
+    let Some(mut inst) = start(&dir, yaml, &[]) else {
+        return;
+    };
+    assert_ne!(inst.expect_exit(LONG), 0, "{}", inst.stderr());
+    let err = inst.stderr();
+    assert!(err.contains("cannot set the rlimits of"), "{err}");
+    assert!(!dir.exists("ran"));
+}
+
+#[test]
+fn user_sets_home_user_logname_and_shell_from_passwd() {
+    let dir = TestDir::new("login-env");
+    let Some(passwd) = std::fs::read_to_string("/etc/passwd").ok() else {
+        return;
+    };
+    let Some(nobody) = passwd.lines().find(|l| l.starts_with("nobody:")) else {
+        eprintln!("skipped: no nobody user in /etc/passwd");
+        return;
+    };
+    let fields: Vec<&str> = nobody.split(':').collect();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .ok();
+    let yaml = r#"
+services:
+  as-nobody:
+    command: "echo \"$HOME|$USER|$LOGNAME|$SHELL\" > {d}/login.tmp; mv {d}/login.tmp {d}/login; exec sleep 1000"
+    user: nobody
+  own-home:
+    command: "echo \"$HOME|$USER\" > {d}/own.tmp; mv {d}/own.tmp {d}/own; exec sleep 1000"
+    user: nobody
+    env: { HOME: /srv }
+"#;
+    let Some(mut inst) = start(&dir, yaml, &[]) else {
+        return;
+    };
+    let login = dir.wait_line("login", LONG);
+    let want = format!("{}|nobody|nobody|{}\n", fields[5], fields[6]);
+    assert_eq!(login.as_deref(), Some(want.as_str()), "{}", inst.stderr());
+    let own = dir.wait_line("own", LONG);
+    assert_eq!(own.as_deref(), Some("/srv|nobody\n"));
+    inst.signal(libc::SIGTERM);
+    assert_eq!(inst.expect_exit(LONG), 0);
+}

@@ -3,6 +3,13 @@
 //! printed as `a -> b -> a`), the start plan in waves (wave n holds the
 //! services whose dependencies all sit in waves < n, in file order), and the
 //! plan as `rinit check` prints it.
+//!
+//! Everything here is linear in services + dependencies (hashed name
+//! lookups, Kahn's algorithm for the waves, an iterative depth-first search
+//! for cycles): a config of 100,000 services must not take minutes, and a
+//! long chain must not overflow PID 1's stack through recursion.
+
+use std::collections::{HashMap, HashSet};
 
 use super::locate::Report;
 use super::raw::did_you_mean;
@@ -29,51 +36,77 @@ pub fn plan(
 
 fn resolve(names: &[String], depends: &[Vec<String>], report: &mut Report) -> Vec<Vec<usize>> {
     let all: Vec<&str> = names.iter().map(String::as_str).collect();
+    // First definition wins; a duplicate name was reported already.
+    let mut index: HashMap<&str, usize> = HashMap::with_capacity(all.len());
+    for (i, name) in all.iter().enumerate() {
+        index.entry(name).or_insert(i);
+    }
     let mut resolved = vec![Vec::new(); names.len()];
     for (i, (name, wanted)) in all.iter().zip(depends).enumerate() {
         let at = ["services", name, "depends_on"];
+        let mut seen = HashSet::new();
         for (item, dep) in wanted.iter().enumerate() {
-            match all.iter().position(|n| n == dep) {
+            match index.get(dep.as_str()).copied() {
                 Some(j) if j == i => {
                     report.at_item(&at, item, format!("`{dep}` depends on itself"))
                 }
-                Some(j) if !resolved[i].contains(&j) => resolved[i].push(j),
+                Some(j) if seen.insert(j) => resolved[i].push(j),
                 Some(_) => {}
-                None => {
-                    let hint = did_you_mean(dep, &all)
-                        .map_or(String::new(), |n| format!(" (did you mean `{n}`?)"));
-                    let known = if all.is_empty() {
-                        "none".into()
-                    } else {
-                        all.join(", ")
-                    };
-                    let message = format!(
-                        "depends on `{dep}`, which is not a service{hint}; services: {known}"
-                    );
-                    report.at_item(&at, item, message);
-                }
+                None => report.at_item(&at, item, unknown_dependency(dep, &all)),
             }
         }
     }
     resolved
 }
 
+/// Above this many services no "did you mean" is computed for an unknown
+/// dependency: it compares with every name, and one error per service
+/// would make that quadratic.
+const HINT_LIMIT: usize = 1000;
+
+fn unknown_dependency(dep: &str, all: &[&str]) -> String {
+    let hint = match all.len() {
+        0..=HINT_LIMIT => did_you_mean(dep, all),
+        _ => None,
+    };
+    let hint = hint.map_or(String::new(), |n| format!(" (did you mean `{n}`?)"));
+    // Listing every service is useful for a handful, noise for thousands.
+    let known = match all.len() {
+        0 => "none".to_string(),
+        1..=20 => all.join(", "),
+        n => format!("{} and {} more", all[..20].join(", "), n - 20),
+    };
+    format!("depends on `{dep}`, which is not a service{hint}; services: {known}")
+}
+
 /// The waves, and which services could not be placed (they sit on or
-/// behind a cycle).
+/// behind a cycle). Kahn's algorithm one layer at a time: a service joins
+/// the wave after the one that held its last dependency.
 fn waves(deps: &[Vec<usize>]) -> (Vec<Vec<usize>>, Vec<bool>) {
-    let mut placed = vec![false; deps.len()];
-    let mut waves = Vec::new();
-    loop {
-        let wave: Vec<usize> = (0..deps.len())
-            .filter(|&i| !placed[i] && deps[i].iter().all(|&d| placed[d]))
-            .collect();
-        if wave.is_empty() {
-            break;
+    let n = deps.len();
+    let mut missing: Vec<usize> = deps.iter().map(Vec::len).collect();
+    let mut dependents = vec![Vec::new(); n];
+    for (i, ds) in deps.iter().enumerate() {
+        for &d in ds {
+            dependents[d].push(i);
         }
+    }
+    let mut placed = vec![false; n];
+    let mut waves = Vec::new();
+    let mut wave: Vec<usize> = (0..n).filter(|&i| missing[i] == 0).collect();
+    while !wave.is_empty() {
+        let mut next = Vec::new();
         for &i in &wave {
             placed[i] = true;
+            for &j in &dependents[i] {
+                missing[j] -= 1;
+                if missing[j] == 0 {
+                    next.push(j);
+                }
+            }
         }
-        waves.push(wave);
+        next.sort_unstable();
+        waves.push(std::mem::replace(&mut wave, next));
     }
     let stuck = placed.iter().map(|p| !p).collect();
     (waves, stuck)
@@ -83,58 +116,64 @@ fn waves(deps: &[Vec<usize>]) -> (Vec<Vec<usize>>, Vec<bool>) {
 /// comes first in the file; each entry depends on the next, the last on the
 /// first.
 fn cycles(deps: &[Vec<usize>], stuck: &[bool]) -> Vec<Vec<usize>> {
-    let mut search = CycleSearch {
-        deps,
-        stuck,
-        state: vec![Mark::New; deps.len()],
-        stack: Vec::new(),
-        found: Vec::new(),
-    };
-    for (i, &is_stuck) in stuck.iter().enumerate() {
-        if is_stuck && search.state[i] == Mark::New {
-            search.visit(i);
+    let mut state = vec![Mark::New; deps.len()];
+    let mut found = Vec::new();
+    let mut seen = HashSet::new();
+    for (root, &is_stuck) in stuck.iter().enumerate() {
+        if is_stuck && state[root] == Mark::New {
+            search(root, deps, stuck, &mut state, &mut |cycle| {
+                if seen.insert(cycle.clone()) {
+                    found.push(cycle);
+                }
+            });
         }
     }
-    search.found
+    found
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mark {
     New,
-    OnStack,
+    /// On the search path, at this depth.
+    OnStack(usize),
     Done,
 }
 
-struct CycleSearch<'a> {
-    deps: &'a [Vec<usize>],
-    stuck: &'a [bool],
-    state: Vec<Mark>,
-    stack: Vec<usize>,
-    found: Vec<Vec<usize>>,
-}
-
-impl CycleSearch<'_> {
-    /// Depth-first search; a dependency that is on the stack closes a cycle.
-    fn visit(&mut self, i: usize) {
-        self.state[i] = Mark::OnStack;
-        self.stack.push(i);
-        for &d in self.deps[i].iter().filter(|&&d| self.stuck[d]) {
-            match self.state[d] {
-                Mark::New => self.visit(d),
-                Mark::OnStack => {
-                    let start = self.stack.iter().position(|&s| s == d).unwrap_or(0);
-                    let mut cycle = self.stack[start..].to_vec();
-                    let first = (0..cycle.len()).min_by_key(|&k| cycle[k]).unwrap_or(0);
-                    cycle.rotate_left(first);
-                    if !self.found.contains(&cycle) {
-                        self.found.push(cycle);
-                    }
-                }
-                Mark::Done => {}
-            }
+/// Iterative depth-first search from `root` over stuck services; a
+/// dependency that is on the path closes a cycle, given to `found`.
+fn search(
+    root: usize,
+    deps: &[Vec<usize>],
+    stuck: &[bool],
+    state: &mut [Mark],
+    found: &mut dyn FnMut(Vec<usize>),
+) {
+    // The path, each with how many of its dependencies were looked at.
+    let mut path: Vec<(usize, usize)> = vec![(root, 0)];
+    state[root] = Mark::OnStack(0);
+    while let Some(&mut (i, ref mut next)) = path.last_mut() {
+        let Some(&d) = deps[i].get(*next) else {
+            state[i] = Mark::Done;
+            path.pop();
+            continue;
+        };
+        *next += 1;
+        if !stuck[d] {
+            continue;
         }
-        self.stack.pop();
-        self.state[i] = Mark::Done;
+        match state[d] {
+            Mark::New => {
+                state[d] = Mark::OnStack(path.len());
+                path.push((d, 0));
+            }
+            Mark::OnStack(depth) => {
+                let mut cycle: Vec<usize> = path[depth..].iter().map(|&(s, _)| s).collect();
+                let first = (0..cycle.len()).min_by_key(|&k| cycle[k]).unwrap_or(0);
+                cycle.rotate_left(first);
+                found(cycle);
+            }
+            Mark::Done => {}
+        }
     }
 }
 

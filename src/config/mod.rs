@@ -6,6 +6,7 @@
 #[cfg(test)]
 mod forward_tests;
 mod graph;
+mod hardening;
 mod locate;
 mod raw;
 mod ready;
@@ -19,6 +20,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::core::types::{RunPolicy, ServicePolicy};
+
+pub use validate::{MAX_DURATION, MAX_PROBE_DURATION, MAX_RESTART_COUNT};
 
 /// How a service's command is run.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -76,10 +79,35 @@ pub struct Service {
     pub user: Option<Identity>,
     pub workdir: Option<PathBuf>,
     /// Added on top of rinit's environment, in file order.
+    /// (Its `env_file`s, then the login variables of its `user`, then its
+    /// `env`, merged: each name once, the later source winning.)
     pub env: Vec<(String, String)>,
     pub output: Output,
+    /// Applied in the child between fork and exec.
+    pub hardening: Hardening,
     pub policy: ServicePolicy,
 }
+
+/// What a service's process gets beside its identity: `umask`, `rlimits`
+/// and `no_new_privs` (SPEC section 4). The default changes nothing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Hardening {
+    pub umask: Option<u32>,
+    pub rlimits: Vec<Rlimit>,
+    pub no_new_privs: bool,
+}
+
+/// One resource limit; `None` keeps rinit's own value for that half.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rlimit {
+    /// The `RLIMIT_*` resource number.
+    pub resource: i32,
+    pub soft: Option<u64>,
+    pub hard: Option<u64>,
+}
+
+/// `unlimited` (RLIM_INFINITY).
+pub const UNLIMITED: u64 = u64::MAX;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
@@ -134,7 +162,8 @@ impl std::fmt::Display for ConfigErrors {
                 write!(f, "{}:{}:{}: ", self.path.display(), e.line, e.column)?;
             }
             if let Some(s) = &e.service {
-                write!(f, "service '{s}': ")?;
+                // Escaped: a rejected name may hold control characters.
+                write!(f, "service '{}': ", s.escape_debug())?;
             }
             write!(f, "{}", e.message)?;
         }
@@ -149,16 +178,41 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
 }
 
 pub fn load_with_etc(path: &Path, etc: &Path) -> Result<Config, ConfigErrors> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
+    let fail = |error| ConfigErrors {
         path: path.to_path_buf(),
-        errors: vec![ConfigError {
+        errors: vec![error],
+    };
+    let bytes = std::fs::read(path).map_err(|e| {
+        fail(ConfigError {
             line: 0,
             column: 0,
             service: None,
             message: format!("cannot read the config file: {e}"),
-        }],
+        })
     })?;
+    let text = utf8(bytes).map_err(fail)?;
     parse(path, &text, etc)
+}
+
+/// The text of a file read as bytes, or an error at the line and column
+/// of its first byte that is not UTF-8 (columns count characters).
+pub(crate) fn utf8(bytes: Vec<u8>) -> Result<String, ConfigError> {
+    String::from_utf8(bytes).map_err(|e| {
+        let bytes = e.as_bytes();
+        let good = e.utf8_error().valid_up_to();
+        let bad = bytes.get(good).copied().unwrap_or(0);
+        // Valid by construction: `valid_up_to` bytes decode.
+        let prefix = std::str::from_utf8(&bytes[..good]).unwrap_or("");
+        let line_start = prefix.rfind('\n').map_or(0, |i| i + 1);
+        ConfigError {
+            line: prefix.matches('\n').count() + 1,
+            column: prefix[line_start..].chars().count() + 1,
+            service: None,
+            message: format!(
+                "the file is not valid UTF-8: byte 0x{bad:02X} here cannot start or continue a character"
+            ),
+        }
+    })
 }
 
 /// Validates config text; `path` only names the file in errors.
@@ -167,6 +221,21 @@ pub fn parse(path: &Path, text: &str, etc: &Path) -> Result<Config, ConfigErrors
         path: path.to_path_buf(),
         errors,
     })
+}
+
+/// SPEC section 1: a config with no services runs nothing by itself (an
+/// empty file is usually a mount gone wrong); it is only valid beside a
+/// main command. The message for `rinit check` (which cannot know of one)
+/// and for a run without one; `None` when there are services.
+pub fn nothing_to_run(cfg: &Config) -> Option<String> {
+    if !cfg.services.is_empty() {
+        return None;
+    }
+    let file = cfg.path.display();
+    Some(format!(
+        "{file}: no services, so there is nothing to run (is the file empty?); \
+         a config without services needs a main command: rinit -c {file} -- CMD"
+    ))
 }
 
 /// The start plan as `rinit check` prints it.

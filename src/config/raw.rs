@@ -34,6 +34,10 @@ pub const SERVICE_KEYS: &[&str] = &[
     "env",
     "output",
     "forward",
+    "env_file",
+    "umask",
+    "rlimits",
+    "no_new_privs",
 ];
 
 #[derive(Debug, Default, Deserialize)]
@@ -77,6 +81,14 @@ pub struct RawService {
     pub env: Option<RawEnv>,
     pub output: Option<Scalar>,
     pub forward: Option<RawForward>,
+    /// A path or a list of paths; checked in `hardening`.
+    pub env_file: Option<Value>,
+    /// Must be a string (a YAML number would lose its leading zeros and
+    /// could be read in another base); checked in `hardening`.
+    pub umask: Option<Value>,
+    /// Resource name to a limit; checked in `hardening`.
+    pub rlimits: Option<Mapping>,
+    pub no_new_privs: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -282,12 +294,16 @@ pub fn service(name: &str, value: &Value, report: &mut Report) -> Option<RawServ
 /// Reports a missing (or empty) `command`, unless a misspelt key, already
 /// reported with its hint, was meant to be it.
 fn require_command(map: &Mapping, name: &str, report: &mut Report) {
-    let present = map.get("command").is_some_and(|v| !v.is_null());
+    if map.get("command").is_some_and(|v| !v.is_null()) {
+        // The usual case: no edit distances computed (they were most of
+        // the time `rinit check` spent on a large config).
+        return;
+    }
     let misspelt = map
         .keys()
         .filter_map(Value::as_str)
         .any(|k| k != "command" && did_you_mean(k, SERVICE_KEYS) == Some("command"));
-    if !present && !misspelt {
+    if !misspelt {
         let message = "`command` is required (a string for /bin/sh -c, or a list to exec)";
         report.at_key(&["services", name, "command"], message);
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::locate::Report;
 use super::raw::{RawReady, Scalar};
-use super::validate::positive;
+use super::validate::{positive_bounded, MAX_PROBE_DURATION};
 use super::ReadyCheck;
 use crate::core::types::{ProbeKind, ProbePolicy};
 
@@ -20,8 +20,10 @@ type ProbeError = (Option<usize>, String);
 pub fn ready(raw: &RawReady, name: &str, report: &mut Report) -> Option<(ReadyCheck, ProbePolicy)> {
     let at = |key| ["services", name, "ready", key];
     let second = Duration::from_secs(1);
-    let interval = positive(raw.interval.as_ref(), &at("interval"), report);
-    let timeout = positive(raw.timeout.as_ref(), &at("timeout"), report);
+    // A day at most: a probe that waits longer is a typo, not a policy.
+    let max = MAX_PROBE_DURATION;
+    let interval = positive_bounded(raw.interval.as_ref(), max, &at("interval"), report);
+    let timeout = positive_bounded(raw.timeout.as_ref(), max, &at("timeout"), report);
     let (interval, timeout) = (interval.unwrap_or(second), timeout.unwrap_or(second));
     // Exactly one of them is set, or the shape check reported it.
     let (kind, check) = match (&raw.tcp, &raw.http, &raw.exec) {

@@ -238,7 +238,7 @@ fn restart_limits() {
     check(
         &service("    command: x\n    max_restarts: {count: -1, within: 0s}\n"),
         &[
-            "4:27 web `count` must be a number from 0 to 4294967295, found -1",
+            "4:27 web `count` must be a number from 0 to 1000000, found -1",
             "4:39 web `within` must be longer than 0s",
         ],
     );
@@ -315,5 +315,301 @@ services:
             "8:22 web depends on `cache`, which is not a service",
             "9:14 web unknown `restart` value `sometimes`",
         ],
+    );
+}
+
+#[test]
+fn service_names_are_restricted_to_a_safe_set() {
+    check(
+        "services:\n  \"a|b\": {command: x}\n",
+        &["2:3 a|b `a|b` is not a valid service name: its 2nd character, `|` (U+007C), is not allowed; use ASCII letters, digits, `-`, `_`, `.` and `@`"],
+    );
+    check(
+        "services:\n  \"web\u{202e}\": {command: x}\n",
+        &["2:3 web\u{202e} `web\\u{202e}` is not a valid service name: its 4th character, `\\u{202e}` (U+202E)"],
+    );
+    check(
+        "services:\n  \"\": {command: x}\n",
+        &["2:3  `` is not a valid service name: it is empty"],
+    );
+    let long = "a".repeat(65);
+    check(
+        &format!("services:\n  {long}: {{command: x}}\n"),
+        &["2:3 aaaa"],
+    );
+    check(
+        "services:\n  web-1.prod_x@2: {command: x}\n  A9: {command: x}\n",
+        &[],
+    );
+    check(
+        &format!("services:\n  {}: {{command: x}}\n", "b".repeat(64)),
+        &[],
+    );
+}
+
+/// A config of `n` services: a chain of dependencies (the worst case for
+/// wave building) interleaved with independent ones.
+fn many_services(n: usize) -> String {
+    let mut text = String::from("services:\n");
+    for i in 0..n {
+        text.push_str(&format!("  s{i}:\n    command: [sleep, \"1\"]\n"));
+        if i >= 2 && i % 2 == 0 {
+            text.push_str(&format!("    depends_on: [s{}]\n", i - 2));
+        }
+    }
+    text
+}
+
+fn time_to_validate(text: &str) -> std::time::Duration {
+    let etc = Path::new("/nonexistent");
+    let start = std::time::Instant::now();
+    assert!(parse(Path::new("big.yaml"), text, etc).is_ok());
+    start.elapsed()
+}
+
+/// Loading and validation are linear in the number of services: ten times
+/// the services take about ten times as long, not a hundred (a name check,
+/// the waves and a hint computation were quadratic: 100,000 services took
+/// 43 s). The bound is loose so that a busy machine does not fail it.
+#[test]
+fn validation_is_linear_in_the_number_of_services() {
+    let (small, large) = (many_services(2_000), many_services(20_000));
+    let best = |text: &str| (0..3).map(|_| time_to_validate(text)).min().unwrap();
+    let (t_small, t_large) = (best(&small), time_to_validate(&large));
+    let ratio = t_large.as_secs_f64() / t_small.as_secs_f64();
+    assert!(
+        ratio < 25.0,
+        "2,000 services: {t_small:?}, 20,000: {t_large:?} ({ratio:.1}x)"
+    );
+}
+
+/// Values that once passed validation and then overflowed `Instant +
+/// Duration` in PID 1 (a readiness timeout of i64::MAX seconds panicked at
+/// the first probe).
+#[test]
+fn every_duration_and_count_is_bounded() {
+    let huge = "9223372036854775807s";
+    check(
+        &service(&format!(
+            "    command: x\n    ready: {{tcp: \"h:1\", timeout: {huge}, interval: 25h}}\n"
+        )),
+        &[
+            "4:34 web `timeout`: `9223372036854775807s` is longer than the maximum of 1day",
+            "4:66 web `interval`: `25h` is longer than the maximum of 1day",
+        ],
+    );
+    check(
+        &service(&format!("    command: x\n    stop_timeout: {huge}\n    backoff: {{initial: 1s, max: 400days}}\n    max_restarts: {{count: 1000001, within: 366d}}\n")),
+        &[
+            "4:19 web `stop_timeout`: `9223372036854775807s` is longer than the maximum of 1year",
+            "5:33 web `max`: `400days` is longer than the maximum of 1year",
+            "6:27 web `count` must be a number from 0 to 1000000, found 1000001",
+            "6:44 web `within`: `366d` is longer than the maximum of 1year",
+        ],
+    );
+    check(
+        &format!("shutdown: {{drain: {huge}, timeout: 400d}}\n"),
+        &[
+            "1:19 - `drain`: `9223372036854775807s` is longer than the maximum of 1year",
+            "1:50 - `timeout`: `400d` is longer than the maximum of 1year",
+        ],
+    );
+    check(
+        &service("    command: x\n    ready: {tcp: \"h:1\", timeout: 1day, interval: 24h}\n    stop_timeout: 365d\n    max_restarts: {count: 1000000, within: 1y}\n"),
+        &[],
+    );
+}
+
+#[test]
+fn invalid_utf8_is_placed_at_its_first_bad_byte() {
+    let show = |e: ConfigError| format!("{}:{} {}", e.line, e.column, e.message);
+    let err = super::utf8(b"services:\n  w\xc3\xa9b: {command: \xff}\n".to_vec()).unwrap_err();
+    assert_eq!(
+        show(err),
+        "2:18 the file is not valid UTF-8: byte 0xFF here cannot start or continue a character"
+    );
+    let err = super::utf8(b"\xe2\x82".to_vec()).unwrap_err();
+    assert_eq!((err.line, err.column), (1, 1));
+    assert_eq!(super::utf8(b"ok\n".to_vec()).unwrap(), "ok\n");
+}
+
+#[test]
+fn umask_rlimits_and_no_new_privs_are_checked_at_their_place() {
+    let text = service(
+        "    command: x\n    umask: \"0027\"\n    no_new_privs: true\n    rlimits:\n      nofile: 1024\n      core: unlimited\n      nproc: {soft: 10, hard: 20}\n      stack: {hard: \"8388608\"}\n",
+    );
+    let cfg = parse(Path::new("t.yaml"), &text, Path::new("/nonexistent")).unwrap();
+    let h = &cfg.services[0].hardening;
+    assert_eq!((h.umask, h.no_new_privs), (Some(0o027), true));
+    let limits: Vec<(Option<u64>, Option<u64>)> =
+        h.rlimits.iter().map(|r| (r.soft, r.hard)).collect();
+    let inf = super::UNLIMITED;
+    assert_eq!(
+        limits,
+        [
+            (Some(1024), Some(1024)),
+            (Some(inf), Some(inf)),
+            (Some(10), Some(20)),
+            (None, Some(8388608))
+        ]
+    );
+    assert_eq!(h.rlimits[0].resource, libc::RLIMIT_NOFILE as i32);
+    check(
+        &service("    command: x\n    umask: 27\n"),
+        &["4:12 web `umask` must be a quoted octal string like \"0027\" (found the number 27"],
+    );
+    // YAML reads an unquoted 0027 as a string (not octal 23): accepted.
+    check(&service("    command: x\n    umask: 0027\n"), &[]);
+    check(
+        &service("    command: x\n    umask: \"0089\"\n"),
+        &["4:12 web `umask` `0089` is not an octal mask from 0000 to 0777"],
+    );
+    check(
+        &service("    command: x\n    umask: \"1777\"\n"),
+        &["4:12 web `umask` `1777` is not an octal mask"],
+    );
+    check(
+        &service("    command: x\n    rlimits:\n      nofiles: 10\n      nproc: {soft: 20, hard: 10}\n      core: -1\n      as: {sfot: 1}\n"),
+        &[
+            "5:7 web unknown resource `nofiles` (did you mean `nofile`?); valid: as, core,",
+            "6:21 web the soft limit (20) is above the hard limit (10)",
+            "7:13 web `core`: a limit is a number from 0 to 18446744073709551614 or `unlimited`, found `-1`",
+            "8:12 web unknown key `sfot`; valid keys here: soft, hard",
+        ],
+    );
+    check(
+        &service("    command: x\n    no_new_privs: 1\n"),
+        &["4:19 web `no_new_privs`: invalid type: integer `1`, expected a boolean"],
+    );
+}
+
+/// A directory holding env files, removed on drop.
+struct EnvDir(std::path::PathBuf);
+
+impl EnvDir {
+    fn new(tag: &str, files: &[(&str, &str)]) -> EnvDir {
+        let dir = std::env::temp_dir().join(format!("rinit-envfile-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.join(name), text).unwrap();
+        }
+        EnvDir(dir)
+    }
+}
+
+impl Drop for EnvDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn vars(text: &str, dir: &EnvDir, etc: &Path) -> Result<Vec<String>, Vec<String>> {
+    let config = dir.0.join("rinit.yaml");
+    match parse(&config, text, etc) {
+        Ok(cfg) => Ok(cfg.services[0]
+            .env
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect()),
+        Err(e) => Err(e
+            .errors
+            .iter()
+            .map(|e| format!("{}:{} {}", e.line, e.column, e.message))
+            .collect()),
+    }
+}
+
+#[test]
+fn env_files_are_read_from_the_configs_directory_and_env_wins() {
+    let dir = EnvDir::new(
+        "merge",
+        &[
+            ("a.env", "# base\nA=1\nB=from-a\n"),
+            ("b.env", "B=from-b\nC=3\n"),
+        ],
+    );
+    let abs = dir.0.join("b.env");
+    let text = format!(
+        "services:\n  web:\n    command: x\n    env_file: [a.env, \"{}\"]\n    env: {{C: own}}\n",
+        abs.display()
+    );
+    let nowhere = Path::new("/nonexistent");
+    assert_eq!(
+        vars(&text, &dir, nowhere).unwrap(),
+        ["A=1", "B=from-b", "C=own"]
+    );
+    let one = "services:\n  web:\n    command: x\n    env_file: a.env\n";
+    assert_eq!(vars(one, &dir, nowhere).unwrap(), ["A=1", "B=from-a"]);
+}
+
+#[test]
+fn a_missing_or_malformed_env_file_is_an_error_naming_it() {
+    let dir = EnvDir::new("bad", &[("bad.env", "A=1\nNOT A NAME=2\n")]);
+    let text = "services:\n  web:\n    command: x\n    env_file: [missing.env, bad.env]\n";
+    let errors = vars(text, &dir, Path::new("/nonexistent")).unwrap_err();
+    let (missing, bad) = (dir.0.join("missing.env"), dir.0.join("bad.env"));
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(
+        errors[0].starts_with(&format!("4:16 cannot read env_file {}", missing.display())),
+        "{errors:?}"
+    );
+    assert!(
+        errors[1].starts_with(&format!(
+            "4:29 env_file {}:2: variable name `NOT A NAME`",
+            bad.display()
+        )),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn user_sets_the_login_variables_unless_env_or_env_file_does() {
+    let etc = FakeEtc::new("login");
+    let dir = EnvDir::new("login", &[("home.env", "HOME=/from-file\n")]);
+    let plain = "services:\n  web:\n    command: x\n    user: app\n";
+    assert_eq!(
+        vars(plain, &dir, &etc.0).unwrap(),
+        ["HOME=/home/app", "USER=app", "LOGNAME=app", "SHELL=/bin/sh"]
+    );
+    let own = "services:\n  web:\n    command: x\n    user: app\n    env_file: home.env\n    env: {USER: me}\n";
+    assert_eq!(
+        vars(own, &dir, &etc.0).unwrap(),
+        ["HOME=/from-file", "USER=me", "LOGNAME=app", "SHELL=/bin/sh"]
+    );
+    let unknown = "services:\n  web:\n    command: x\n    user: \"4242\"\n";
+    assert_eq!(vars(unknown, &dir, &etc.0).unwrap(), ["HOME=/"]);
+    let none = "services:\n  web:\n    command: x\n";
+    assert!(vars(none, &dir, &etc.0).unwrap().is_empty());
+}
+
+/// `n` services, each with one error (a duration without a unit).
+fn many_errors(n: usize) -> String {
+    let mut text = String::from("services:\n");
+    for i in 0..n {
+        text.push_str(&format!(
+            "  s{i}:\n    command: [sleep, \"1\"]\n    stop_timeout: 5\n"
+        ));
+    }
+    text
+}
+
+fn time_to_reject(text: &str, errors: usize) -> std::time::Duration {
+    let start = std::time::Instant::now();
+    let got = parse(Path::new("bad.yaml"), text, Path::new("/nonexistent"));
+    assert_eq!(got.map(|_| ()).unwrap_err().errors.len(), errors);
+    start.elapsed()
+}
+
+/// Placing errors is linear too: each error used to rescan the file from
+/// the top (2,000 services with one error each took 15 s).
+#[test]
+fn placing_errors_is_linear_in_the_size_of_the_file() {
+    let (small, large) = (many_errors(300), many_errors(3_000));
+    let t_small = (0..3).map(|_| time_to_reject(&small, 300)).min().unwrap();
+    let t_large = time_to_reject(&large, 3_000);
+    let ratio = t_large.as_secs_f64() / t_small.as_secs_f64();
+    assert!(
+        ratio < 25.0,
+        "300 errors: {t_small:?}, 3,000: {t_large:?} ({ratio:.1}x)"
     );
 }

@@ -12,6 +12,34 @@ struct PasswdEntry {
     name: String,
     uid: u32,
     gid: u32,
+    home: String,
+    shell: String,
+}
+
+/// What a login would set for a user: the `HOME`, `USER`, `LOGNAME` and
+/// `SHELL` a program expects when it runs as that user (SPEC section 4).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Account {
+    /// `None` for a numeric uid that is not in passwd.
+    pub name: Option<String>,
+    pub home: String,
+    pub shell: Option<String>,
+}
+
+impl Account {
+    /// The login variables, in a fixed order; an unknown uid gets
+    /// `HOME=/` only, as Docker does.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let mut vars = vec![("HOME".to_string(), self.home.clone())];
+        if let Some(name) = &self.name {
+            vars.push(("USER".into(), name.clone()));
+            vars.push(("LOGNAME".into(), name.clone()));
+        }
+        if let Some(shell) = &self.shell {
+            vars.push(("SHELL".into(), shell.clone()));
+        }
+        vars
+    }
 }
 
 struct GroupEntry {
@@ -22,6 +50,11 @@ struct GroupEntry {
 
 /// Resolves `spec` to numeric ids; the error is a message for the user.
 pub fn resolve(spec: &str, etc: &Path) -> Result<Identity, String> {
+    resolve_account(spec, etc).map(|(identity, _)| identity)
+}
+
+/// Resolves `spec` to numeric ids and the account they belong to.
+pub fn resolve_account(spec: &str, etc: &Path) -> Result<(Identity, Account), String> {
     let spec = spec.trim();
     let (user, group) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
@@ -33,36 +66,52 @@ pub fn resolve(spec: &str, etc: &Path) -> Result<Identity, String> {
     if group == Some("") {
         return Err(format!("`{spec}` names no group after `:`"));
     }
-    let (name, uid, primary) = find_user(user, etc)?;
+    let (entry, uid) = find_user(user, etc)?;
     let gid = match group {
         Some(g) => find_group(g, etc)?,
-        None => primary.unwrap_or(uid),
+        None => entry.as_ref().map_or(uid, |e| e.gid),
     };
     let mut groups = vec![gid];
-    if let Some(name) = name {
+    if let Some(e) = &entry {
         // Supplementary groups are a bonus: a missing group file means none.
         let entries = read_group(etc).unwrap_or_default();
-        for entry in entries.iter().filter(|e| e.members.contains(&name)) {
-            if !groups.contains(&entry.gid) {
-                groups.push(entry.gid);
+        for g in entries.iter().filter(|g| g.members.contains(&e.name)) {
+            if !groups.contains(&g.gid) {
+                groups.push(g.gid);
             }
         }
     }
-    Ok(Identity { uid, gid, groups })
+    let account = match entry {
+        Some(e) => Account {
+            name: Some(e.name),
+            home: if e.home.is_empty() {
+                "/".into()
+            } else {
+                e.home
+            },
+            shell: Some(e.shell).filter(|s| !s.is_empty()),
+        },
+        None => Account {
+            name: None,
+            home: "/".into(),
+            shell: None,
+        },
+    };
+    Ok((Identity { uid, gid, groups }, account))
 }
 
-/// The user's name (when known), uid and primary gid (when known).
-fn find_user(user: &str, etc: &Path) -> Result<(Option<String>, u32, Option<u32>), String> {
+/// The user's passwd entry (when known) and uid.
+fn find_user(user: &str, etc: &Path) -> Result<(Option<PasswdEntry>, u32), String> {
     if let Some(uid) = numeric(user)? {
         let entries = read_passwd(etc).unwrap_or_default();
-        return Ok(match entries.into_iter().find(|e| e.uid == uid) {
-            Some(e) => (Some(e.name), uid, Some(e.gid)),
-            None => (None, uid, None),
-        });
+        return Ok((entries.into_iter().find(|e| e.uid == uid), uid));
     }
     let entries = read_passwd(etc)?;
     match entries.into_iter().find(|e| e.name == user) {
-        Some(e) => Ok((Some(e.name), e.uid, Some(e.gid))),
+        Some(e) => {
+            let uid = e.uid;
+            Ok((Some(e), uid))
+        }
         None => Err(format!(
             "user `{user}` is not in {}",
             etc.join("passwd").display()
@@ -125,6 +174,8 @@ fn parse_passwd(text: &str) -> Vec<PasswdEntry> {
                 name: f.first()?.to_string(),
                 uid: parse_id(f.get(2)?)?,
                 gid: parse_id(f.get(3)?)?,
+                home: f.get(5).copied().unwrap_or("").to_string(),
+                shell: f.get(6).copied().unwrap_or("").to_string(),
             })
         })
         .collect()
@@ -238,6 +289,26 @@ pub(super) mod tests {
         );
         assert_eq!(resolve("postgres:0", &etc.0), Ok(id(70, 0, &[0, 29, 101])));
         assert_eq!(resolve("70:audio", &etc.0), Ok(id(70, 29, &[29, 101])));
+    }
+
+    #[test]
+    fn accounts_give_the_login_variables() {
+        let etc = FakeEtc::new("account");
+        let (_, app) = resolve_account("app", &etc.0).unwrap();
+        let vars = |a: &Account| {
+            a.env()
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            vars(&app),
+            ["HOME=/home/app", "USER=app", "LOGNAME=app", "SHELL=/bin/sh"]
+        );
+        let (_, by_uid) = resolve_account("1000:29", &etc.0).unwrap();
+        assert_eq!(by_uid, app);
+        let (_, unknown) = resolve_account("4242", &etc.0).unwrap();
+        assert_eq!(vars(&unknown), ["HOME=/"]);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! probes, users, paths), then the dependency graph of `graph`. Every check
 //! reports through `Report` and carries on, so one run lists all problems.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -11,9 +12,10 @@ use std::time::Duration;
 use serde_norway::Value;
 
 use super::graph;
+use super::hardening;
 use super::locate::{Locator, Pos, Report};
 use super::raw::{self, RawCommand, RawEnv, RawFile, RawForward, RawService, Scalar};
-use super::{ready, users, CommandLine, Config, ConfigError, Identity, Output, Service};
+use super::{ready, users, CommandLine, Config, ConfigError, Hardening, Identity, Output, Service};
 use crate::core::types::{Forward, RestartPolicy, ServicePolicy};
 
 pub use super::graph::describe_plan;
@@ -26,13 +28,14 @@ pub fn validate(path: &Path, text: &str, etc: &Path) -> Result<Config, Vec<Confi
     let (drain, timeout) = shutdown(&file, &mut report);
     let mut services = Vec::new();
     let mut depends = Vec::new();
+    let mut seen = HashSet::new();
     for (key, value) in file.services.iter().flatten() {
-        let Some(name) = service_name(key, &services, &mut report) else {
+        let Some(name) = service_name(key, &mut seen, &mut report) else {
             continue;
         };
         let raw = raw::service(&name, value, &mut report);
         let (service, deps) = match raw {
-            Some(raw) => service(&name, raw, etc, &mut report),
+            Some(raw) => service(&name, raw, path, etc, &mut report),
             None => (placeholder(&name), Vec::new()),
         };
         services.push(service);
@@ -92,7 +95,7 @@ fn syntax(e: &serde_norway::Error, locator: &Locator) -> ConfigError {
     }
 }
 
-fn service_name(key: &Value, known: &[Service], report: &mut Report) -> Option<String> {
+fn service_name(key: &Value, seen: &mut HashSet<String>, report: &mut Report) -> Option<String> {
     let name = match key {
         Value::String(s) => s.clone(),
         Value::Number(n) => n.to_string(),
@@ -106,17 +109,62 @@ fn service_name(key: &Value, known: &[Service], report: &mut Report) -> Option<S
         }
     };
     let path = ["services", name.as_str()];
-    if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if let Err(why) = check_name(&name) {
+        let shown = name.escape_debug();
         report.at_key(
             &path,
-            format!("`{name}` is not a valid service name (no spaces, not empty)"),
+            format!("`{shown}` is not a valid service name: {why}"),
         );
     }
-    if known.iter().any(|s| s.name == name) {
-        report.at_key(&path, format!("service `{name}` is defined twice"));
+    // A set, not a scan of the services so far: a scan made loading
+    // quadratic in the number of services.
+    if !seen.insert(name.clone()) {
+        report.at_key(
+            &path,
+            format!("service `{}` is defined twice", name.escape_debug()),
+        );
         return None;
     }
     Some(name)
+}
+
+/// The longest service name, in characters.
+pub const MAX_NAME: usize = 64;
+
+/// Service names end up at the start of every output line (`name | line`),
+/// in metrics labels and in URLs: only characters that cannot forge another
+/// service's line or break those formats.
+fn check_name(name: &str) -> Result<(), String> {
+    const ALLOWED: &str = "use ASCII letters, digits, `-`, `_`, `.` and `@`";
+    if name.is_empty() {
+        return Err(format!("it is empty; {ALLOWED}"));
+    }
+    let bad = |c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'));
+    if let Some((i, c)) = name.chars().enumerate().find(|&(_, c)| bad(c)) {
+        let shown = c.escape_debug();
+        let code = u32::from(c);
+        return Err(format!(
+            "its {} character, `{shown}` (U+{code:04X}), is not allowed; {ALLOWED}",
+            ordinal(i + 1)
+        ));
+    }
+    let len = name.chars().count();
+    if len > MAX_NAME {
+        return Err(format!("it has {len} characters, more than {MAX_NAME}"));
+    }
+    Ok(())
+}
+
+/// `1st`, `2nd`, `3rd`, `4th`, ... for messages.
+fn ordinal(n: usize) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
 }
 
 /// Stands in for a service whose settings were not a mapping (already
@@ -130,6 +178,7 @@ fn placeholder(name: &str) -> Service {
         workdir: None,
         env: Vec::new(),
         output: Output::Prefix,
+        hardening: Hardening::default(),
         policy: ServicePolicy::new(name),
     }
 }
@@ -164,7 +213,13 @@ fn shutdown(file: &RawFile, report: &mut Report) -> (Duration, Duration) {
 }
 
 /// Converts one well-shaped service; also returns its `depends_on` names.
-fn service(name: &str, raw: RawService, etc: &Path, report: &mut Report) -> (Service, Vec<String>) {
+fn service(
+    name: &str,
+    raw: RawService,
+    config: &Path,
+    etc: &Path,
+    report: &mut Report,
+) -> (Service, Vec<String>) {
     let at = |key| ["services", name, key];
     let mut policy = policy(name, &raw, report);
     let ready = raw
@@ -180,14 +235,26 @@ fn service(name: &str, raw: RawService, etc: &Path, report: &mut Report) -> (Ser
     let outputs = [("prefix", Output::Prefix), ("inherit", Output::Inherit)];
     let output = choice(raw.output.as_ref(), &outputs, &at("output"), report);
     let depends = raw.depends_on.iter().flatten();
+    let (user, account) = user(raw.user.as_ref(), name, etc, report).unzip();
+    // Lowest first: the login variables of `user`, then `env_file`, then
+    // `env`, which wins over both.
+    let login = account.map(|a| a.env()).unwrap_or_default();
+    let files = hardening::env_files(raw.env_file.as_ref(), name, config, report);
+    let own = env(raw.env.clone().unwrap_or_default(), name, report);
+    let hardening = Hardening {
+        umask: hardening::umask(raw.umask.as_ref(), name, report),
+        rlimits: hardening::rlimits(raw.rlimits.as_ref(), name, report),
+        no_new_privs: raw.no_new_privs.unwrap_or(false),
+    };
     let service = Service {
         name: name.to_string(),
         command: command(raw.command.as_ref(), name, report),
         ready: ready.map(|(check, _)| check),
-        user: user(raw.user.as_ref(), name, etc, report),
+        user,
         workdir: workdir(raw.workdir.as_ref(), name, report),
-        env: env(raw.env.unwrap_or_default(), name, report),
+        env: merge_env([login, files, own]),
         output: output.unwrap_or(Output::Prefix),
+        hardening,
         policy,
     };
     (service, depends.map(|Scalar(d)| d.clone()).collect())
@@ -337,11 +404,10 @@ fn max_restarts(raw: &RawService, name: &str, policy: &mut ServicePolicy, report
     };
     if let Some(count) = limit.count {
         match u32::try_from(count) {
-            Ok(count) => policy.max_restarts = count,
-            Err(_) => {
+            Ok(count) if count <= MAX_RESTART_COUNT => policy.max_restarts = count,
+            _ => {
                 let message = format!(
-                    "`count` must be a number from 0 to {}, found {count}",
-                    u32::MAX
+                    "`count` must be a number from 0 to {MAX_RESTART_COUNT}, found {count}"
                 );
                 report.at_value(&["services", name, "max_restarts", "count"], message);
             }
@@ -372,10 +438,31 @@ fn success_codes(codes: &[i64], at: &[&str], report: &mut Report) -> Option<Vec<
     (valid.len() == codes.len()).then_some(valid)
 }
 
-fn user(raw: Option<&Scalar>, name: &str, etc: &Path, report: &mut Report) -> Option<Identity> {
+/// Each name once, at its first place, with the value of its last layer.
+fn merge_env<const N: usize>(layers: [Vec<(String, String)>; N]) -> Vec<(String, String)> {
+    let mut merged: Vec<(String, String)> = Vec::new();
+    let mut index = std::collections::HashMap::new();
+    for (key, value) in layers.into_iter().flatten() {
+        match index.get(&key) {
+            Some(&i) => merged[i] = (key, value),
+            None => {
+                index.insert(key.clone(), merged.len());
+                merged.push((key, value));
+            }
+        }
+    }
+    merged
+}
+
+fn user(
+    raw: Option<&Scalar>,
+    name: &str,
+    etc: &Path,
+    report: &mut Report,
+) -> Option<(Identity, users::Account)> {
     let Scalar(spec) = raw?;
-    match users::resolve(spec, etc) {
-        Ok(identity) => Some(identity),
+    match users::resolve_account(spec, etc) {
+        Ok(found) => Some(found),
         Err(message) => {
             report.at_value(&["services", name, "user"], message);
             None
@@ -434,12 +521,43 @@ fn choice<T: Copy>(
     None
 }
 
-/// A duration like `250ms`, `5s` or `1m30s`, if given and valid.
+/// The longest duration any key takes: beyond it a value is a typo, and
+/// the shell's deadlines (`Instant + Duration`) could overflow and make
+/// PID 1 panic. One year as humantime counts it (365.25 days), so that
+/// `1y` is accepted. Keys where a long value does harm have tighter limits.
+pub const MAX_DURATION: Duration = Duration::from_secs(31_557_600);
+
+/// The longest probe `interval` and `timeout`.
+pub const MAX_PROBE_DURATION: Duration = Duration::from_secs(24 * 3600);
+
+/// The largest `max_restarts.count`.
+pub const MAX_RESTART_COUNT: u32 = 1_000_000;
+
+/// A duration like `250ms`, `5s` or `1m30s`, if given, valid and at most
+/// `MAX_DURATION`.
 pub fn duration(raw: Option<&Scalar>, at: &[&str], report: &mut Report) -> Option<Duration> {
+    bounded(raw, MAX_DURATION, at, report)
+}
+
+/// A duration that must not be longer than `max`, if given and valid.
+pub fn bounded(
+    raw: Option<&Scalar>,
+    max: Duration,
+    at: &[&str],
+    report: &mut Report,
+) -> Option<Duration> {
     let Scalar(text) = raw?;
     let key = at.last().copied().unwrap_or_default();
     match humantime::parse_duration(text.trim()) {
-        Ok(d) => Some(d),
+        Ok(d) if d <= max => Some(d),
+        Ok(_) => {
+            let message = format!(
+                "`{key}`: `{text}` is longer than the maximum of {}",
+                show(max)
+            );
+            report.at_value(at, message);
+            None
+        }
         Err(e) => {
             let message = format!(
                 "`{key}`: invalid duration `{text}` ({e}); write it like 250ms, 5s or 1m30s"
@@ -452,7 +570,17 @@ pub fn duration(raw: Option<&Scalar>, at: &[&str], report: &mut Report) -> Optio
 
 /// A duration that must be longer than zero, if given and valid.
 pub fn positive(raw: Option<&Scalar>, at: &[&str], report: &mut Report) -> Option<Duration> {
-    let d = duration(raw, at, report)?;
+    positive_bounded(raw, MAX_DURATION, at, report)
+}
+
+/// A duration longer than zero and at most `max`, if given and valid.
+pub fn positive_bounded(
+    raw: Option<&Scalar>,
+    max: Duration,
+    at: &[&str],
+    report: &mut Report,
+) -> Option<Duration> {
+    let d = bounded(raw, max, at, report)?;
     if d.is_zero() {
         let key = at.last().copied().unwrap_or_default();
         report.at_value(at, format!("`{key}` must be longer than 0s"));
@@ -532,13 +660,14 @@ services:
             })
         );
         assert_eq!(db.workdir, Some(PathBuf::from("/data")));
-        assert_eq!(
-            db.env,
-            [
-                ("PGTZ".into(), "UTC".into()),
-                ("PORT".into(), "5432".into())
-            ]
-        );
+        let env: Vec<String> = db.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let login = [
+            "HOME=/var/lib/postgresql",
+            "USER=postgres",
+            "LOGNAME=postgres",
+        ];
+        assert_eq!(env[..3], login);
+        assert_eq!(env[3..], ["SHELL=/bin/sh", "PGTZ=UTC", "PORT=5432"]);
         assert_eq!(db.output, Output::Inherit);
         let p = &db.policy;
         assert_eq!(

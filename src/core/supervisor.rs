@@ -458,24 +458,59 @@ impl Supervisor {
         }
     }
 
-    /// A dependency that ended without ever being ready blocks its
-    /// dependents for good.
-    fn blocked(&self, i: usize) -> bool {
-        let Some(s) = self.services.get(i) else {
-            return false;
-        };
-        matches!(s.state, State::Waiting)
-            && s.policy.depends_on.iter().any(|&d| {
-                self.services
-                    .get(d)
-                    .is_some_and(|dep| (dep.is_terminal() && !dep.ever_ready) || self.blocked(d))
-            })
+    /// Per service: waiting on a dependency that ended without ever being
+    /// ready, directly or through other waiting services; such a service
+    /// can never start. One memoised pass (each service settled once, with
+    /// an explicit stack): the plain recursion walked every path of the
+    /// graph, which is exponential on layered diamonds.
+    fn blocked_all(&self) -> Vec<bool> {
+        let n = self.services.len();
+        let mut memo: Vec<Option<bool>> = vec![None; n];
+        let mut visiting = vec![false; n];
+        for root in 0..n {
+            let mut stack = vec![root];
+            while let Some(&i) = stack.last() {
+                if memo[i].is_some() {
+                    stack.pop();
+                    continue;
+                }
+                visiting[i] = true;
+                let s = &self.services[i];
+                if !matches!(s.state, State::Waiting) {
+                    memo[i] = Some(false);
+                    continue;
+                }
+                // A dependency still to settle first (a cycle, which
+                // validation rejects, counts as not blocked).
+                let deps = &s.policy.depends_on;
+                let pending = deps
+                    .iter()
+                    .copied()
+                    .find(|&d| d < n && memo[d].is_none() && !visiting[d]);
+                if let Some(d) = pending {
+                    stack.push(d);
+                    continue;
+                }
+                let blocked = deps.iter().any(|&d| {
+                    self.services.get(d).is_some_and(|dep| {
+                        (dep.is_terminal() && !dep.ever_ready) || memo[d] == Some(true)
+                    })
+                });
+                memo[i] = Some(blocked);
+            }
+        }
+        memo.into_iter().map(|b| b == Some(true)).collect()
     }
 
-    /// Will never run again: ended for good, or waiting on a dependency
-    /// that ended without ever being ready.
-    fn over(&self, i: usize) -> bool {
-        self.services.get(i).is_some_and(|s| s.is_terminal()) || self.blocked(i)
+    /// Per service: will never run again: ended for good, or waiting on a
+    /// dependency that ended without ever being ready.
+    fn over_all(&self) -> Vec<bool> {
+        let blocked = self.blocked_all();
+        self.services
+            .iter()
+            .zip(blocked)
+            .map(|(s, b)| s.is_terminal() || b)
+            .collect()
     }
 
     fn deps_ready(&self, i: usize) -> bool {
@@ -493,7 +528,8 @@ impl Supervisor {
                 acts.push(Action::Spawn(Who::Service(i)));
             }
         }
-        let settled = (0..self.services.len()).all(|i| self.services[i].ever_ready || self.over(i));
+        let over = self.over_all();
+        let settled = (0..self.services.len()).all(|i| self.services[i].ever_ready || over[i]);
         if self.run.has_main && self.main == MainState::NotStarted && settled {
             self.main = MainState::Starting;
             acts.push(Action::Spawn(Who::Main));
@@ -505,7 +541,7 @@ impl Supervisor {
         if self.run.has_main || self.services.is_empty() {
             return;
         }
-        let ended = (0..self.services.len()).all(|i| self.over(i));
+        let ended = self.over_all().into_iter().all(|over| over);
         if ended {
             self.note(Level::Info, "no service can run any more".to_string());
             self.begin_shutdown(Cause::AllEnded, now, acts);

@@ -689,3 +689,45 @@ fn no_deadline_when_idle() {
     r.step(0, Event::Tick);
     assert_eq!(r.sup.next_deadline(), None);
 }
+
+/// 60 layers of two services, each depending on both of the layer below:
+/// 2^59 dependency paths from the top. The check for "blocked for good"
+/// must not walk them (it used to: this test never finished). The top
+/// layer comes first in the file, so it is the first one checked.
+#[test]
+fn a_layered_diamond_of_60_layers_is_checked_in_linear_time() {
+    let layers = 60;
+    // Layer L holds services 2(59-L) and 2(59-L)+1.
+    let index = |layer: usize, k: usize| 2 * (layers - 1 - layer) + k;
+    let mut policies = Vec::new();
+    for i in 0..2 * layers {
+        let layer = layers - 1 - i / 2;
+        let name = format!("s{layer}-{}", i % 2);
+        // The bottom layer waits for a probe: nothing above it starts.
+        let mut p = match layer {
+            0 => probed(&name, &[], ProbeKind::Network),
+            _ => svc(&name, &[index(layer - 1, 0), index(layer - 1, 1)]),
+        };
+        if layer == 0 {
+            p.restart = RestartPolicy::Never;
+            p.critical = false;
+        }
+        policies.push(p);
+    }
+    let waves = (0..layers)
+        .map(|l| vec![index(l, 0), index(l, 1)])
+        .collect();
+    let mut r = Run::new(policies, run_policy(false, waves));
+    let bottom = [index(0, 0), index(0, 1)];
+    let started = spawns(&r.step(0, Event::Tick));
+    assert_eq!(started, bottom.map(Who::Service));
+    assert!(!r.sup.snapshot().shutting_down);
+    let (p0, p1) = (r.pid(bottom[0]), r.pid(bottom[1]));
+    r.exit(5, p0, ExitStatus::Code(1));
+    assert!(!r.sup.snapshot().shutting_down, "s0-1 may still get ready");
+    r.exit(6, p1, ExitStatus::Code(1));
+    assert!(
+        r.sup.snapshot().shutting_down,
+        "every other service is blocked for good"
+    );
+}

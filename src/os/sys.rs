@@ -35,6 +35,44 @@ pub struct ChildSetup<'a> {
     pub stdio: [RawFd; 3],
     /// Inherited fds that this child keeps across exec.
     pub keep_fds: &'a [RawFd],
+    /// The child's umask, if it is to change.
+    pub umask: Option<u32>,
+    /// Resource limits to set, complete (no "keep" halves left).
+    pub rlimits: &'a [ResourceLimit],
+    /// PR_SET_NO_NEW_PRIVS just before exec.
+    pub no_new_privs: bool,
+}
+
+/// One limit as the prlimit64 syscall takes it (the kernel's
+/// `struct rlimit64`, the same on every architecture).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct KernelRlimit {
+    pub cur: u64,
+    pub max: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResourceLimit {
+    pub resource: i32,
+    pub limit: KernelRlimit,
+}
+
+/// rinit's own limit for `resource` (what a child inherits), if known.
+pub fn get_rlimit(resource: i32) -> Option<KernelRlimit> {
+    let mut old = KernelRlimit { cur: 0, max: 0 };
+    // SAFETY: prlimit64 on ourselves (pid 0) with no new limit, writing
+    // the current one into `old`, a valid struct of the kernel's layout.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_prlimit64,
+            0,
+            resource,
+            std::ptr::null::<KernelRlimit>(),
+            &mut old as *mut KernelRlimit,
+        )
+    };
+    (r == 0).then_some(old)
 }
 
 /// Why a child could not exec: the step that failed and its errno.
@@ -53,9 +91,12 @@ pub enum ChildStep {
     Gid,
     Uid,
     Exec,
+    Rlimit,
+    NoNewPrivs,
 }
 
-const STEPS: [ChildStep; 7] = [
+/// The wire numbers of the steps (their index): append only.
+const STEPS: [ChildStep; 9] = [
     ChildStep::Session,
     ChildStep::Stdio,
     ChildStep::Workdir,
@@ -63,6 +104,8 @@ const STEPS: [ChildStep; 7] = [
     ChildStep::Gid,
     ChildStep::Uid,
     ChildStep::Exec,
+    ChildStep::Rlimit,
+    ChildStep::NoNewPrivs,
 ];
 
 pub enum ForkResult {
@@ -74,15 +117,14 @@ pub enum ForkResult {
 
 /// Forks and execs. Errors: pipe or fork failed (errno), no child exists.
 pub fn fork_exec(setup: &ChildSetup) -> Result<ForkResult, i32> {
+    let stack = ChildStack::new()?;
+    let top = stack.top();
     let mut fds = [0 as libc::c_int; 2];
     // SAFETY: `fds` is a valid array of two ints for pipe2 to fill.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
         return Err(errno());
     }
     let (rd, wr) = (fds[0], fds[1]);
-    let mut stack = vec![0u8; CHILD_STACK];
-    let top = stack.as_mut_ptr().wrapping_add(CHILD_STACK);
-    let top = top.wrapping_sub(top as usize % 16).cast::<libc::c_void>();
     let arg = ChildArg { setup, report: wr };
     let old = block_all_signals();
     // SAFETY: a vfork-style clone: the child shares our memory but runs on
@@ -149,6 +191,66 @@ fn read_failure(rd: RawFd) -> Option<ChildFailure> {
 /// The child's stack: `child_after_fork` needs a few KiB at most.
 const CHILD_STACK: usize = 64 * 1024;
 
+/// The clone child's stack: an anonymous mapping whose lowest page is
+/// PROT_NONE. The child shares rinit's memory (CLONE_VM), so without the
+/// guard an overflow would silently write over whatever lies below (rinit's
+/// heap); with it, the child faults and only the child dies.
+struct ChildStack {
+    base: *mut libc::c_void,
+    len: usize,
+}
+
+impl ChildStack {
+    fn new() -> Result<ChildStack, i32> {
+        let guard = page_size();
+        let len = CHILD_STACK + guard;
+        // SAFETY: a fresh anonymous private mapping at an address of the
+        // kernel's choosing; it aliases nothing.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(errno());
+        }
+        let stack = ChildStack { base, len };
+        // SAFETY: the first page of the mapping made above, which nothing
+        // uses yet (stacks grow down, from `top`).
+        if unsafe { libc::mprotect(base, guard, libc::PROT_NONE) } != 0 {
+            return Err(errno()); // `stack` is unmapped on drop
+        }
+        Ok(stack)
+    }
+
+    /// The initial stack pointer: the end of the mapping (page aligned,
+    /// so 16-byte aligned as the ABI wants).
+    fn top(&self) -> *mut libc::c_void {
+        self.base.wrapping_byte_add(self.len)
+    }
+}
+
+impl Drop for ChildStack {
+    fn drop(&mut self) {
+        // SAFETY: unmapping exactly the mapping `new` made; with CLONE_VFORK
+        // the child has exec'd or exited before the parent gets here.
+        unsafe {
+            libc::munmap(self.base, self.len);
+        }
+    }
+}
+
+fn page_size() -> usize {
+    // SAFETY: sysconf only reads a system constant.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(n).ok().filter(|&n| n > 0).unwrap_or(4096)
+}
+
 struct ChildArg<'a, 'b> {
     setup: &'a ChildSetup<'b>,
     report: RawFd,
@@ -208,6 +310,20 @@ fn child_after_fork(s: &ChildSetup, report: RawFd) -> ! {
                 fail(ChildStep::Workdir);
             }
         }
+        // Limits before the identity switch: raising a hard limit needs
+        // privileges that setuid drops. Raw syscalls: musl's setrlimit
+        // synchronises all threads, which a vfork child must not try.
+        for rl in s.rlimits {
+            let new = &rl.limit as *const KernelRlimit;
+            let none = std::ptr::null_mut::<KernelRlimit>();
+            if libc::syscall(libc::SYS_prlimit64, 0, rl.resource, new, none) != 0 {
+                fail(ChildStep::Rlimit);
+            }
+        }
+        if let Some(mask) = s.umask {
+            // umask cannot fail.
+            libc::syscall(libc::SYS_umask, libc::c_ulong::from(mask));
+        }
         if let Some((uid, gid, groups)) = s.identity {
             // Raw syscalls: per-thread is right in a single-threaded child,
             // and libc wrappers may try to synchronise threads that the
@@ -221,6 +337,21 @@ fn child_after_fork(s: &ChildSetup, report: RawFd) -> ! {
             if libc::syscall(libc::SYS_setuid, uid) != 0 {
                 fail(ChildStep::Uid);
             }
+        }
+        // prctl's arguments are unsigned longs, and the kernel refuses
+        // PR_SET_NO_NEW_PRIVS unless they are exactly (1, 0, 0, 0).
+        let (one, zero): (libc::c_ulong, libc::c_ulong) = (1, 0);
+        if s.no_new_privs
+            && libc::syscall(
+                libc::SYS_prctl,
+                libc::PR_SET_NO_NEW_PRIVS,
+                one,
+                zero,
+                zero,
+                zero,
+            ) != 0
+        {
+            fail(ChildStep::NoNewPrivs);
         }
         reset_dispositions();
         let mut empty: libc::sigset_t = std::mem::zeroed();
@@ -660,6 +791,30 @@ pub fn close(fd: RawFd) {
     }
 }
 
+/// Opens /dev/null onto each of fds 0, 1 and 2 that is closed. Must run
+/// before rinit opens anything: otherwise its next descriptor (a CLOEXEC
+/// pipe, a socket) takes the lowest free number, 0-2, and is then handed
+/// to a service as its stdin, stdout or stderr, or closed under it.
+pub fn open_missing_stdio() {
+    for fd in 0..3 {
+        if fd_is_open(fd) {
+            continue;
+        }
+        // SAFETY: a NUL-terminated literal path; no O_CLOEXEC, because the
+        // descriptor is meant to be inherited as stdio.
+        let got = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
+        if got >= 0 && got != fd {
+            // Lower ones are open by now, so `got` == `fd` is the rule;
+            // this only guards against a surprise.
+            // SAFETY: dup2 and close on descriptors this function opened.
+            unsafe {
+                libc::dup2(got, fd);
+                libc::close(got);
+            }
+        }
+    }
+}
+
 /// Last-resort exit that runs no destructors and takes no locks.
 pub fn exit_now(code: i32) -> ! {
     // SAFETY: _exit is always sound.
@@ -738,5 +893,65 @@ pub fn pidfd_send_signal(fd: &std::os::fd::OwnedFd, sig: i32) -> Result<(), i32>
         Ok(())
     } else {
         Err(errno())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The permissions /proc/self/maps shows for the mapping holding `addr`.
+    fn perms_at(addr: usize) -> Option<String> {
+        let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+        maps.lines().find_map(|line| {
+            let (range, rest) = line.split_once(' ')?;
+            let (lo, hi) = range.split_once('-')?;
+            let (lo, hi) = (
+                usize::from_str_radix(lo, 16).ok()?,
+                usize::from_str_radix(hi, 16).ok()?,
+            );
+            (lo <= addr && addr < hi).then(|| rest.split(' ').next().unwrap_or("").to_string())
+        })
+    }
+
+    #[test]
+    fn the_child_stack_has_a_guard_page_below_it() {
+        let stack = ChildStack::new().unwrap();
+        let top = stack.top() as usize;
+        let lowest_usable = top - CHILD_STACK;
+        assert_eq!(top % 16, 0);
+        assert_eq!(perms_at(lowest_usable).as_deref(), Some("rw-p"));
+        assert_eq!(perms_at(top - 1).as_deref(), Some("rw-p"));
+        assert_eq!(perms_at(lowest_usable - 1).as_deref(), Some("---p"));
+    }
+
+    #[test]
+    fn forks_and_execs_with_the_guarded_stack() {
+        let path = c"/bin/true";
+        let argv = [path.as_ptr(), std::ptr::null()];
+        let envp = [std::ptr::null()];
+        let setup = ChildSetup {
+            path,
+            argv: &argv,
+            envp: &envp,
+            workdir: None,
+            identity: None,
+            new_session: true,
+            foreground: false,
+            stdio: [-1; 3],
+            keep_fds: &[],
+            umask: None,
+            rlimits: &[],
+            no_new_privs: false,
+        };
+        match fork_exec(&setup) {
+            Ok(ForkResult::Started(pid)) => {
+                let mut status = 0;
+                // SAFETY: waiting for our own child (no reaper thread in tests).
+                assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+                assert_eq!(decode_status(status), Ok(0));
+            }
+            _ => panic!("/bin/true did not start"),
+        }
     }
 }
