@@ -517,7 +517,7 @@ mod tests {
                 .0,
             400
         );
-        assert_eq!(route("POST", "/v1/services//start").unwrap_err().0, 404);
+        assert_eq!(route("POST", "/v1/services//start").unwrap_err().0, 400);
         assert_eq!(route("GET", "/v1/logs?n=lots").unwrap_err().0, 400);
     }
 
