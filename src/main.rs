@@ -244,7 +244,7 @@ fn run(args: cli::RunArgs, inherited_fds: Vec<i32>, signals: os::sys::SignalSet)
             return 2;
         }
     };
-    let control = control_socket(args.control.as_deref(), cfg.is_some());
+    let control = control_socket(args.control.as_deref(), cfg.as_ref());
     runtime::run(runtime::RunSpec {
         control,
         config: cfg,
@@ -262,19 +262,16 @@ fn run(args: cli::RunArgs, inherited_fds: Vec<i32>, signals: os::sys::SignalSet)
 /// that cannot be made is one warning, and rinit runs without control.
 fn control_socket(
     explicit: Option<&str>,
-    has_config: bool,
+    cfg: Option<&config::Config>,
 ) -> Option<(std::os::unix::net::UnixListener, PathBuf)> {
     use rinit_pid1::control::socket;
+    let env_dir = std::env::var_os("RINIT_RUNTIME_DIR")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from);
     let path = match explicit {
         Some("off") => return None,
         Some(p) => PathBuf::from(p),
-        None if has_config => {
-            let dir = std::env::var_os("RINIT_RUNTIME_DIR")
-                .filter(|d| !d.is_empty())
-                .map(PathBuf::from);
-            socket::default_path(dir.as_deref())
-        }
-        None => return None,
+        None => cfg?.runtime.control_path(env_dir.as_deref())?,
     };
     match socket::open(&path) {
         Ok(listener) => {

@@ -152,6 +152,9 @@ fn start_threads(
         }
     }
     let handle = io.handle();
+    if let Some(c) = &spec.config {
+        handle.send(Cmd::LogBuffer(c.runtime.log_buffer));
+    }
     io.start()?;
     Ok(handle)
 }

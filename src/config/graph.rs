@@ -223,6 +223,14 @@ pub fn describe_plan(cfg: &Config) -> String {
         show(cfg.drain),
         show(cfg.timeout)
     ));
+    lines.push(match cfg.runtime.control_path(None) {
+        Some(p) => format!(
+            "control: {} (logs.buffer {} bytes per service)",
+            p.display(),
+            cfg.runtime.log_buffer
+        ),
+        None => "control: off".to_string(),
+    });
     lines.push(String::new());
     lines.join("\n")
 }
@@ -306,19 +314,22 @@ services:
              wave 2: web (after db, migrate)\n\
              wave 3: worker (after web)\n\
              health: 0.0.0.0:9090\n\
-             shutdown: drain 0s, timeout 9s; stop order: worker, then web, then migrate, db\n"
+             shutdown: drain 0s, timeout 9s; stop order: worker, then web, then migrate, db\n\
+             control: /run/rinit/control.sock (logs.buffer 65536 bytes per service)\n"
         );
         let one = load("shutdown: {drain: 1s, timeout: 1m30s}\nservices:\n  a: {command: x}\n");
         assert_eq!(
             describe_plan(&one.unwrap()),
             "config /x.yaml is valid: 1 service in 1 wave\nwave 1: a\nhealth: off\n\
-             shutdown: drain 1s, timeout 1m30s; stop order: a\n"
+             shutdown: drain 1s, timeout 1m30s; stop order: a\n\
+             control: /run/rinit/control.sock (logs.buffer 65536 bytes per service)\n"
         );
         let empty = load("").unwrap();
         assert_eq!(
             describe_plan(&empty),
             "config /x.yaml is valid: 0 services in 0 waves\nhealth: off\n\
-             shutdown: drain 0s, timeout 9s; stop order: none\n"
+             shutdown: drain 0s, timeout 9s; stop order: none\n\
+             control: /run/rinit/control.sock (logs.buffer 65536 bytes per service)\n"
         );
     }
 

@@ -10,6 +10,7 @@ mod hardening;
 mod locate;
 mod raw;
 mod ready;
+pub mod runtime_keys;
 #[cfg(test)]
 mod tests;
 pub mod users;
@@ -119,6 +120,8 @@ pub struct Config {
     pub services: Vec<Service>,
     /// Start waves of service indices: wave n depends only on waves < n.
     pub waves: Vec<Vec<usize>>,
+    /// `runtime_dir`, `control`, `logs.buffer`.
+    pub runtime: runtime_keys::RuntimeKeys,
 }
 
 impl Config {

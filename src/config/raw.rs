@@ -11,7 +11,15 @@ use serde_norway::{Mapping, Value};
 
 use super::locate::Report;
 
-pub const TOP_KEYS: &[&str] = &["health", "shutdown", "services"];
+pub const TOP_KEYS: &[&str] = &[
+    "health",
+    "shutdown",
+    "services",
+    "runtime_dir",
+    "control",
+    "logs",
+];
+pub const LOGS_KEYS: &[&str] = &["buffer"];
 pub const HEALTH_KEYS: &[&str] = &["listen"];
 pub const SHUTDOWN_KEYS: &[&str] = &["drain", "timeout"];
 pub const READY_KEYS: &[&str] = &["tcp", "http", "exec", "interval", "timeout"];
@@ -47,6 +55,16 @@ pub struct RawFile {
     pub shutdown: Option<RawShutdown>,
     /// Kept as a mapping: its order is the file order of the services.
     pub services: Option<Mapping>,
+    pub runtime_dir: Option<Scalar>,
+    /// `false` or `{socket: PATH}`; checked in `runtime_keys`.
+    pub control: Option<Value>,
+    pub logs: Option<RawLogs>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLogs {
+    pub buffer: Option<Scalar>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -259,6 +277,7 @@ pub fn file(value: &Value, report: &mut Report) -> RawFile {
     let mut map = known_keys(map, TOP_KEYS, &[], report);
     nested::<RawHealth>(&mut map, "health", HEALTH_KEYS, &[], report);
     nested::<RawShutdown>(&mut map, "shutdown", SHUTDOWN_KEYS, &[], report);
+    nested::<RawLogs>(&mut map, "logs", LOGS_KEYS, &[], report);
     typed(map, &[], report)
 }
 

@@ -26,6 +26,7 @@ pub fn validate(path: &Path, text: &str, etc: &Path) -> Result<Config, Vec<Confi
     let file = raw::file(&value, &mut report);
     let health_listen = listen(&file, &mut report);
     let (drain, timeout) = shutdown(&file, &mut report);
+    let runtime = super::runtime_keys::check(&file, &mut report);
     let mut services = Vec::new();
     let mut depends = Vec::new();
     let mut seen = HashSet::new();
@@ -57,6 +58,7 @@ pub fn validate(path: &Path, text: &str, etc: &Path) -> Result<Config, Vec<Confi
         timeout,
         services,
         waves,
+        runtime,
     })
 }
 

@@ -91,10 +91,12 @@ fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
 
 /// What the answers carry beside the supervisor's snapshot: figures the io
 /// thread keeps itself.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Extras {
     /// Bytes of rinit's stdout and stderr dropped because nobody read them.
     pub log_dropped: [u64; 2],
+    /// Control requests and what `logs -f` followers missed.
+    pub stats: crate::io::stats::Stats,
 }
 
 /// The full response to a parsed request, answered from `snap`.

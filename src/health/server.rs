@@ -443,6 +443,7 @@ fn extras() -> Extras {
             sink.dropped(crate::io::sink::Stream::Stdout),
             sink.dropped(crate::io::sink::Stream::Stderr),
         ],
+        stats: crate::io::stats::snapshot(),
     }
 }
 
