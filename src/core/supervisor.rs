@@ -7,6 +7,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::control::Pending;
 use super::service::{AfterExit, Service, State};
 use super::shutdown::{Cause, Shutdown};
 use super::signal;
@@ -57,6 +58,11 @@ pub struct Supervisor {
     /// come (exec failures, killed probes): not orphans when reaped.
     pub(super) expected: Vec<i32>,
     pub(super) notes: Vec<Note>,
+    /// Operator requests not yet answered or whose stops are not done.
+    pub(super) pending: Vec<Pending>,
+    /// A service ended on its own since the last look: only that can make
+    /// rinit exit for lack of services (an operator's stop never does).
+    pub(super) ended_on_own: bool,
 }
 
 impl Supervisor {
@@ -76,6 +82,8 @@ impl Supervisor {
             orphans_reaped: 0,
             expected: Vec::new(),
             notes: Vec::new(),
+            pending: Vec::new(),
+            ended_on_own: false,
         }
     }
 
@@ -101,12 +109,7 @@ impl Supervisor {
                 ok,
             } => self.on_probe_result(service, generation, Some(attempt), ok, now, &mut acts),
             Event::Tick => {}
-            Event::Control(req) => acts.push(Action::Reply(crate::core::types::Reply {
-                id: req.id,
-                ok: false,
-                refused: Some("not implemented yet".into()),
-                services: Vec::new(),
-            })),
+            Event::Control(req) => self.on_control(req, now, &mut acts),
         }
         self.step(now, &mut acts);
         acts
@@ -139,6 +142,9 @@ impl Supervisor {
                 d = deadline_min(d, s.deadline());
             }
         }
+        for p in &self.pending {
+            d = deadline_min(d, p.deadline());
+        }
         d
     }
 
@@ -155,6 +161,9 @@ impl Supervisor {
                     last_exit: s.last_exit,
                     since: s.since(),
                     critical: s.policy.critical,
+                    wanted_up: s.wanted_up,
+                    restarts_operator: s.restarts_operator,
+                    ready: s.is_ready(),
                 })
                 .collect(),
             main_pid: match self.main {
@@ -190,10 +199,17 @@ impl Supervisor {
                     return;
                 };
                 let ready = s.spawned(pid, now);
+                let stop_now = s.stop_requested();
                 let text = format!("{}: started (pid {pid})", s.name());
                 self.note(Level::Info, text);
                 if ready {
                     self.note_ready(i);
+                }
+                // Stopped (or restarted) on request before its pid was
+                // known: it gets its stop now, not a free run. In a
+                // shutdown its wave does the same.
+                if stop_now && self.shutdown.is_none() {
+                    self.stop_service(i, now, None, acts);
                 }
             }
             Who::Probe(i) => {
@@ -310,8 +326,26 @@ impl Supervisor {
             self.note(Level::Info, format!("{name}: stopped ({status})"));
             return;
         }
+        // Stopped on request: not a crash, no restart, no shutdown even
+        // for a critical service.
+        if !s.wanted_up {
+            s.last_exit = Some(status);
+            s.state = State::Down;
+            self.note(Level::Info, format!("{name}: down ({status})"));
+            return;
+        }
+        if s.restart_pending {
+            s.last_exit = Some(status);
+            s.revive(false);
+            self.note(
+                Level::Info,
+                format!("{name}: stopped ({status}), restarting on request"),
+            );
+            return;
+        }
         let outcome = s.on_exit(status, now);
         let critical = s.policy.critical;
+        self.ended_on_own |= !matches!(outcome, AfterExit::Restart { .. });
         match outcome {
             AfterExit::Done => self.note(Level::Info, format!("{name}: done ({status})")),
             AfterExit::Stopped => {
@@ -415,6 +449,7 @@ impl Supervisor {
         self.drain_timers(now, acts);
         if self.shutdown.is_none() {
             self.run_timers(now, acts);
+            self.advance_requests(now, acts);
             self.start_what_can_start(now, acts);
             self.check_all_ended(now, acts);
         }
@@ -432,6 +467,7 @@ impl Supervisor {
                     acts.push(Action::Spawn(Who::Service(i)));
                 }
                 State::Starting { .. } => self.probe_timers(i, now, acts),
+                State::Stopping { .. } => self.stop_kill_due(i, now, acts),
                 _ => {}
             }
         }
@@ -460,7 +496,7 @@ impl Supervisor {
 
     /// A dependency that ended without ever being ready blocks its
     /// dependents for good.
-    fn blocked(&self, i: usize) -> bool {
+    pub(super) fn blocked(&self, i: usize) -> bool {
         let Some(s) = self.services.get(i) else {
             return false;
         };
@@ -478,12 +514,17 @@ impl Supervisor {
         self.services.get(i).is_some_and(|s| s.is_terminal()) || self.blocked(i)
     }
 
+    /// Every dependency has been ready and is still wanted as it is (not
+    /// being stopped or restarted on request).
     fn deps_ready(&self, i: usize) -> bool {
-        self.services[i]
-            .policy
-            .depends_on
-            .iter()
-            .all(|&d| self.services.get(d).is_some_and(|dep| dep.ever_ready))
+        let Some(s) = self.services.get(i) else {
+            return false;
+        };
+        s.policy.depends_on.iter().all(|&d| {
+            self.services
+                .get(d)
+                .is_some_and(|dep| dep.ever_ready && !dep.stop_requested())
+        })
     }
 
     fn start_what_can_start(&mut self, now: Instant, acts: &mut Vec<Action>) {
@@ -493,7 +534,9 @@ impl Supervisor {
                 acts.push(Action::Spawn(Who::Service(i)));
             }
         }
-        let settled = (0..self.services.len()).all(|i| self.services[i].ever_ready || self.over(i));
+        // A service stopped on request is not waited for.
+        let settled = (0..self.services.len())
+            .all(|i| self.services[i].ever_ready || !self.services[i].wanted_up || self.over(i));
         if self.run.has_main && self.main == MainState::NotStarted && settled {
             self.main = MainState::Starting;
             acts.push(Action::Spawn(Who::Main));
@@ -501,12 +544,24 @@ impl Supervisor {
     }
 
     /// Without a main command, rinit ends when no service can run any more.
+    /// `down` services are left out: they neither keep rinit up nor make it
+    /// exit. So rinit exits when a service ends on its own and every other
+    /// one has ended for good or is down (at least one not down); with all
+    /// down, or after an operator's stop, it waits (SPEC section 5).
     fn check_all_ended(&mut self, now: Instant, acts: &mut Vec<Action>) {
-        if self.run.has_main || self.services.is_empty() {
+        if !std::mem::take(&mut self.ended_on_own) || self.run.has_main {
             return;
         }
-        let ended = (0..self.services.len()).all(|i| self.over(i));
-        if ended {
+        let mut any = false;
+        for i in 0..self.services.len() {
+            if self.services[i].wanted_up || !matches!(self.services[i].state, State::Down) {
+                if !self.over(i) {
+                    return;
+                }
+                any = true;
+            }
+        }
+        if any {
             self.note(Level::Info, "no service can run any more".to_string());
             self.begin_shutdown(Cause::AllEnded, now, acts);
         }
