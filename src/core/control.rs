@@ -23,7 +23,8 @@ pub(super) struct Pending {
     deadline: Instant,
     /// In the order they are handled (stop: dependents first).
     items: Vec<Item>,
-    /// Already answered (`wait: false`): kept only to order the stops.
+    /// Already answered (`wait: false`): kept only to order its stops,
+    /// and dropped at its deadline at the latest (bounded memory).
     replied: bool,
 }
 
@@ -34,9 +35,9 @@ struct Item {
 }
 
 impl Pending {
-    /// When it must be answered at the latest (None once answered).
-    pub(super) fn deadline(&self) -> Option<Instant> {
-        (!self.replied).then_some(self.deadline)
+    /// When it must be answered (or dropped) at the latest.
+    pub(super) fn deadline(&self) -> Instant {
+        self.deadline
     }
 }
 
@@ -91,6 +92,10 @@ impl Supervisor {
                 })
                 .collect();
             acts.push(reply(req.id, services));
+            // A start needs no ordering of ours: dependency gating does it.
+            if !matches!(req.verb, Verb::Stop | Verb::Restart) {
+                return;
+            }
         }
         // Kept even when answered: its stops are ordered (and a signal's
         // outcomes are answered by `advance_requests` in this same step).

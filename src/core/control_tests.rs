@@ -749,3 +749,184 @@ fn sigcont_follows_every_requested_stop_signal() {
         signal: SIGCONT
     }));
 }
+
+// ---- the matrix: every verb against every state ----
+
+const STATES: [Phase; 9] = [
+    Phase::Waiting,
+    Phase::Starting,
+    Phase::Running,
+    Phase::Backoff,
+    Phase::Failed,
+    Phase::Stopping,
+    Phase::Stopped,
+    Phase::Done,
+    Phase::Down,
+];
+
+/// Service k is in `STATES[k]` (stopping: what is left of its group after
+/// a crash is draining); 9 is a dependency of 0 that never gets ready.
+fn every_state() -> Run {
+    let mut never = quiet("failed", &[]);
+    never.restart = RestartPolicy::Never;
+    let mut stopped = never.clone();
+    stopped.name = "stopped".to_string();
+    let mut r = Run::new(
+        vec![
+            quiet("waiting", &[9]),
+            probed("starting", &[], ProbeKind::Network),
+            svc("running", &[]),
+            quiet("backoff", &[]),
+            never,
+            quiet("stopping", &[]),
+            stopped,
+            oneshot("done"),
+            svc("down", &[]),
+            probed("slow", &[], ProbeKind::Network),
+        ],
+        run_policy(false, vec![vec![1, 2, 3, 4, 5, 6, 7, 8, 9], vec![0]]),
+    );
+    r.empty_groups = false;
+    r.step(0, Event::Tick);
+    let pids: Vec<i32> = (1..9).map(|i| r.pid(i)).collect();
+    let settle = |r: &mut Run, k: usize, status: ExitStatus| {
+        r.exit(1, pids[k - 1], status);
+        r.step(1, Event::GroupGone { pgid: pids[k - 1] });
+    };
+    settle(&mut r, 3, ExitStatus::Code(1));
+    settle(&mut r, 4, ExitStatus::Code(3));
+    r.exit(1, pids[4], ExitStatus::Code(1));
+    settle(&mut r, 6, ExitStatus::Code(0));
+    settle(&mut r, 7, ExitStatus::Code(0));
+    r.step(1, request(99, Verb::Stop, &[8]));
+    settle(&mut r, 8, ExitStatus::Signal(SIGTERM));
+    let phases: Vec<Phase> = (0..9).map(|i| r.phase(i)).collect();
+    assert_eq!(phases, STATES);
+    r
+}
+
+/// What one verb did at once to the service in state `STATES[k]`.
+#[derive(Debug, PartialEq)]
+struct Seen {
+    reply: Option<(bool, String)>,
+    phase: Phase,
+    signalled: bool,
+    spawned: bool,
+}
+
+fn apply(verb: Verb, k: usize) -> (Run, Seen) {
+    let mut r = every_state();
+    let acts = r.step(2, request(1, verb, &[k]));
+    let reply = replies(&acts)
+        .first()
+        .and_then(|r| r.services.first().map(|o| (o.ok, o.detail.clone())));
+    let seen = Seen {
+        reply,
+        phase: r.phase(k),
+        signalled: !signals(&acts).is_empty(),
+        spawned: spawns(&acts).contains(&Who::Service(k)),
+    };
+    (r, seen)
+}
+
+fn draining_group(r: &Run, k: usize) -> i32 {
+    let group = r.sup.services[k].draining().map(|(pgid, _)| pgid);
+    group.unwrap_or_else(|| panic!("service {k} is not draining"))
+}
+
+fn seen(reply: Option<(bool, &str)>, phase: Phase, signalled: bool, spawned: bool) -> Seen {
+    Seen {
+        reply: reply.map(|(ok, d)| (ok, d.to_string())),
+        phase,
+        signalled,
+        spawned,
+    }
+}
+
+#[test]
+fn stop_against_every_state() {
+    let down = Some((true, "down"));
+    let expect = [
+        seen(down, Phase::Down, false, false),
+        seen(None, Phase::Stopping, true, false),
+        seen(None, Phase::Stopping, true, false),
+        seen(down, Phase::Down, false, false),
+        seen(down, Phase::Down, false, false),
+        seen(None, Phase::Stopping, false, false),
+        seen(down, Phase::Down, false, false),
+        seen(down, Phase::Down, false, false),
+        seen(down, Phase::Down, false, false),
+    ];
+    for (k, want) in expect.into_iter().enumerate() {
+        let (_, got) = apply(Verb::Stop, k);
+        assert_eq!(got, want, "stop of a {:?} service", STATES[k]);
+    }
+    // The drain ends down, not in a restart.
+    let (mut r, _) = apply(Verb::Stop, 5);
+    let pgid = draining_group(&r, 5);
+    let acts = r.step(3, Event::GroupGone { pgid });
+    assert!(the_reply(&acts).ok);
+    assert_eq!(r.phase(5), Phase::Down);
+}
+
+#[test]
+fn start_against_every_state() {
+    let ready = Some((true, "ready"));
+    let expect = [
+        seen(None, Phase::Waiting, false, false),
+        seen(None, Phase::Starting, false, false),
+        seen(Some((true, "already up")), Phase::Running, false, false),
+        seen(None, Phase::Backoff, false, false),
+        seen(ready, Phase::Running, false, true),
+        seen(None, Phase::Stopping, false, false),
+        seen(ready, Phase::Running, false, true),
+        seen(None, Phase::Starting, false, true),
+        seen(ready, Phase::Running, false, true),
+    ];
+    for (k, want) in expect.into_iter().enumerate() {
+        let (_, got) = apply(Verb::Start, k);
+        assert_eq!(got, want, "start of a {:?} service", STATES[k]);
+    }
+}
+
+#[test]
+fn restart_against_every_state() {
+    let ready = Some((true, "ready"));
+    let expect = [
+        seen(None, Phase::Waiting, false, false),
+        seen(None, Phase::Stopping, true, false),
+        seen(None, Phase::Stopping, true, false),
+        seen(ready, Phase::Running, false, true),
+        seen(ready, Phase::Running, false, true),
+        seen(None, Phase::Stopping, false, false),
+        seen(ready, Phase::Running, false, true),
+        seen(None, Phase::Starting, false, true),
+        seen(ready, Phase::Running, false, true),
+    ];
+    for (k, want) in expect.into_iter().enumerate() {
+        let (r, got) = apply(Verb::Restart, k);
+        assert_eq!(got, want, "restart of a {:?} service", STATES[k]);
+        assert_eq!(view(&r, k).restarts_operator, 1);
+    }
+    // The crash being drained is absorbed by the restart: not counted.
+    let (mut r, _) = apply(Verb::Restart, 5);
+    let pgid = draining_group(&r, 5);
+    let acts = r.step(3, Event::GroupGone { pgid });
+    assert_eq!(spawns(&acts), vec![Who::Service(5)]);
+    assert!(the_reply(&acts).ok);
+    assert_eq!(view(&r, 5).restarts, 0);
+}
+
+#[test]
+fn signal_against_every_state() {
+    for (k, phase) in STATES.into_iter().enumerate() {
+        let (_, got) = apply(Verb::Signal(HUP), k);
+        let live = matches!(phase, Phase::Starting | Phase::Running);
+        let want = if live {
+            seen(Some((true, "sent SIGHUP")), phase, true, false)
+        } else {
+            seen(Some((false, "not running")), phase, false, false)
+        };
+        assert_eq!(got, want, "signal to a {phase:?} service");
+    }
+}

@@ -143,7 +143,7 @@ impl Supervisor {
             }
         }
         for p in &self.pending {
-            d = deadline_min(d, p.deadline());
+            d = deadline_min(d, Some(p.deadline()));
         }
         d
     }
