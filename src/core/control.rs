@@ -4,6 +4,30 @@
 //! timeout, or when a shutdown interrupts it. The request only changes
 //! what is wanted (`wanted_up`, `restart_pending`); the ordinary machinery
 //! (dependency gating, the per-service stop, the group drain) does the rest.
+//!
+//! Where SPEC section 10 is silent, the rules are:
+//! - `start`: `running` is "already up" at once; `waiting`, `starting`,
+//!   `backoff` and a crash being drained are already coming up: the reply
+//!   waits for ready. `down`, `stopped`, `failed` and (named) `done` are
+//!   brought up with their dependencies that are down, stopped or failed
+//!   (a `done` dependency is ready as it is); only `failed` gets a fresh
+//!   crash-loop window and backoff. A `start` during a requested stop
+//!   brings the service back once its processes are gone (and the stop
+//!   is answered "started again before it was down").
+//! - `stop`: without a process (`waiting`, `backoff`, `failed`,
+//!   `stopped`, `done`, `down`) it is `down` at once; a spawn not yet
+//!   reported is stopped as soon as its pid is; a crash being drained
+//!   ends `down` instead of restarting. Several are stopped dependents
+//!   first, each once those depending on it in the request are gone.
+//! - `restart`: what has a process is stopped, then started as soon as it
+//!   is gone (no backoff, not in `restarts` nor the crash-loop window);
+//!   a crash being drained is absorbed. Without a process it is a `start`
+//!   (a `backoff` one skips the rest of its delay). `restarts_operator`
+//!   counts every `restart` asked for the service.
+//! - `signal`: only a group whose leader has not been reaped; any other
+//!   state is "not running". The service's `forward` does not apply.
+//! - `wait: false`: answered "accepted" at once; a stop or restart is still
+//!   ordered (kept until done or its timeout).
 
 use std::time::Instant;
 

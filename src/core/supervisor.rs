@@ -115,12 +115,15 @@ impl Supervisor {
         acts
     }
 
-    /// During a shutdown, the name of the service whose process `pid` is.
+    /// The name of the service whose process `pid` is, if it is being
+    /// stopped: in a shutdown, or on request (`ctl stop`/`restart`), so
+    /// that its last lines go out before what the stop leads to.
     pub fn stopping_service(&self, pid: i32) -> Option<&str> {
-        self.shutdown.as_ref()?;
+        let shutting_down = self.shutdown.is_some();
         self.services
             .iter()
             .find(|s| s.pid() == Some(pid))
+            .filter(|s| shutting_down || s.stop_requested())
             .map(|s| s.name())
     }
 
