@@ -18,7 +18,8 @@
 //!   `stopped`, `done`, `down`) it is `down` at once; a spawn not yet
 //!   reported is stopped as soon as its pid is; a crash being drained
 //!   ends `down` instead of restarting. Several are stopped dependents
-//!   first, each once those depending on it in the request are gone.
+//!   first, each once those depending on it that are being stopped too
+//!   are gone (whichever request asked for them).
 //! - `restart`: what has a process is stopped, then started as soon as it
 //!   is gone (no backoff, not in `restarts` nor the crash-loop window);
 //!   a crash being drained is absorbed. Without a process it is a `start`
@@ -26,8 +27,8 @@
 //!   counts every `restart` asked for the service.
 //! - `signal`: only a group whose leader has not been reaped; any other
 //!   state is "not running". The service's `forward` does not apply.
-//! - `wait: false`: answered "accepted" at once; a stop or restart is still
-//!   ordered (kept until done or its timeout).
+//! - `wait: false`: answered "accepted" at once, and the work goes on
+//!   exactly as when waited for.
 
 use std::time::Instant;
 
@@ -47,9 +48,6 @@ pub(super) struct Pending {
     deadline: Instant,
     /// In the order they are handled (stop: dependents first).
     items: Vec<Item>,
-    /// Already answered (`wait: false`): kept only to order its stops,
-    /// and dropped at its deadline at the latest (bounded memory).
-    replied: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -59,7 +57,7 @@ struct Item {
 }
 
 impl Pending {
-    /// When it must be answered (or dropped) at the latest.
+    /// When it must be answered at the latest.
     pub(super) fn deadline(&self) -> Instant {
         self.deadline
     }
@@ -115,20 +113,16 @@ impl Supervisor {
                     _ => outcome(it.service, true, "accepted"),
                 })
                 .collect();
-            acts.push(reply(req.id, services));
-            // A start needs no ordering of ours: dependency gating does it.
-            if !matches!(req.verb, Verb::Stop | Verb::Restart) {
-                return;
-            }
+            // Nothing to keep: the order of stops and starts comes from
+            // what is wanted, not from the request.
+            return acts.push(reply(req.id, services));
         }
-        // Kept even when answered: its stops are ordered (and a signal's
-        // outcomes are answered by `advance_requests` in this same step).
+        // A signal's outcomes are all known: answered in this same step.
         self.pending.push(Pending {
             id: req.id,
             verb: req.verb,
             deadline: after(now, req.timeout),
             items,
-            replied: !req.wait,
         });
     }
 
@@ -324,47 +318,45 @@ impl Supervisor {
     /// After every event outside a shutdown: starts the stops that may
     /// start, settles what has happened, answers what is complete or late.
     pub(super) fn advance_requests(&mut self, now: Instant, acts: &mut Vec<Action>) {
+        self.begin_requested_stops(now, acts);
         let mut pending = std::mem::take(&mut self.pending);
         for p in &mut pending {
-            if matches!(p.verb, Verb::Stop | Verb::Restart) {
-                self.begin_stops(p, now, acts);
-            }
             self.settle_items(p, now);
         }
-        for p in &mut pending {
-            let done = p.items.iter().all(|it| it.outcome.is_some());
-            if done && !p.replied {
-                p.replied = true;
-                acts.push(reply(
-                    p.id,
-                    p.items.iter().filter_map(|it| it.outcome.clone()).collect(),
-                ));
+        for p in pending {
+            if p.items.iter().all(|it| it.outcome.is_some()) {
+                let services = p.items.into_iter().filter_map(|it| it.outcome).collect();
+                acts.push(reply(p.id, services));
+            } else {
+                self.pending.push(p);
             }
         }
-        pending.retain(|p| p.items.iter().any(|it| it.outcome.is_none()));
-        // Requests that came in while this one was handled stay too.
-        pending.append(&mut self.pending);
-        self.pending = pending;
     }
 
-    /// Stops each service of the request whose dependents in the same
-    /// request are gone (dependents first, as the shutdown's waves).
-    fn begin_stops(&mut self, p: &Pending, now: Instant, acts: &mut Vec<Action>) {
-        for it in p.items.iter().filter(|it| it.outcome.is_none()) {
-            let i = it.service;
-            let to_stop = self.services.get(i).is_some_and(|s| s.stop_requested());
-            let held = p.items.iter().any(|other| {
-                other.service != i
-                    && self.depends_on(other.service, i)
-                    && self
-                        .services
-                        .get(other.service)
-                        .is_some_and(|s| s.stop_requested() && s.has_process())
+    /// Services wanted down (or restarting) are stopped dependents first,
+    /// as the shutdown's waves: each once nothing depending on it that is
+    /// being stopped too still runs. Not tied to a request, so a stop whose
+    /// request timed out (or was not waited for) still happens.
+    pub(super) fn begin_requested_stops(&mut self, now: Instant, acts: &mut Vec<Action>) {
+        for i in 0..self.services.len() {
+            let due = self.services.get(i).is_some_and(|s| {
+                s.stop_requested()
+                    && matches!(
+                        s.state,
+                        State::Starting { pid: Some(_), .. } | State::Running { .. }
+                    )
             });
-            if to_stop && !held {
+            if due && !self.held_by_dependents(i) {
                 self.stop_service(i, now, None, acts);
             }
         }
+    }
+
+    fn held_by_dependents(&self, i: usize) -> bool {
+        self.services
+            .iter()
+            .enumerate()
+            .any(|(j, s)| j != i && s.stop_requested() && s.has_process() && self.depends_on(j, i))
     }
 
     fn settle_items(&mut self, p: &mut Pending, now: Instant) {
@@ -432,9 +424,6 @@ impl Supervisor {
     /// A shutdown began: every request still waiting is answered now.
     pub(super) fn interrupt_requests(&mut self, acts: &mut Vec<Action>) {
         for p in std::mem::take(&mut self.pending) {
-            if p.replied {
-                continue;
-            }
             let services = p
                 .items
                 .into_iter()

@@ -260,6 +260,40 @@ fn several_stops_go_dependents_first_each_after_the_previous_is_gone() {
     );
 }
 
+#[test]
+fn a_stop_whose_request_timed_out_still_happens_in_order() {
+    let mut r = db_web();
+    let (db, web) = (r.pid(0), r.pid(1));
+    let acts = r.step(
+        10,
+        Event::Control(Request {
+            id: 1,
+            verb: Verb::Stop,
+            services: vec![0, 1],
+            wait: true,
+            timeout: ms(100),
+        }),
+    );
+    assert_eq!(signals(&acts), vec![(web, SIGTERM)]);
+    let reply = the_reply(&r.step(110, Event::Tick));
+    assert_eq!(
+        details(&reply),
+        vec![
+            (1, false, "timed out waiting for it to stop".into()),
+            (0, false, "timed out waiting for it to stop".into())
+        ]
+    );
+    assert!(r.sup.pending.is_empty());
+    let acts = r.exit(200, web, ExitStatus::Signal(SIGTERM));
+    assert_eq!(
+        signals(&acts),
+        vec![(db, SIGTERM)],
+        "still stopped, after web"
+    );
+    r.exit(210, db, ExitStatus::Signal(SIGTERM));
+    assert_eq!((r.phase(0), r.phase(1)), (Phase::Down, Phase::Down));
+}
+
 // ---- start ----
 
 #[test]

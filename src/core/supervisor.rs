@@ -201,18 +201,14 @@ impl Supervisor {
                 let Some(s) = self.services.get_mut(i) else {
                     return;
                 };
+                // Stopped (or restarted) on request before its pid was
+                // known: it is never reported ready, and gets its stop in
+                // this event's `step` (in a shutdown, from its wave).
                 let ready = s.spawned(pid, now);
-                let stop_now = s.stop_requested();
                 let text = format!("{}: started (pid {pid})", s.name());
                 self.note(Level::Info, text);
                 if ready {
                     self.note_ready(i);
-                }
-                // Stopped (or restarted) on request before its pid was
-                // known: it gets its stop now, not a free run. In a
-                // shutdown its wave does the same.
-                if stop_now && self.shutdown.is_none() {
-                    self.stop_service(i, now, None, acts);
                 }
             }
             Who::Probe(i) => {
