@@ -964,3 +964,55 @@ fn signal_against_every_state() {
         assert_eq!(got, want, "signal to a {phase:?} service");
     }
 }
+
+#[test]
+fn a_critical_service_in_backoff_stopped_stays_down_without_a_shutdown() {
+    let mut r = Run::new(
+        vec![svc("web", &[]), svc("db", &[])],
+        run_policy(false, vec![vec![0, 1]]),
+    );
+    r.step(0, Event::Tick);
+    let web = r.pid(0);
+    r.exit(1, web, ExitStatus::Code(1));
+    assert_eq!(r.phase(0), Phase::Backoff);
+    assert!(the_reply(&r.step(2, request(1, Verb::Stop, &[0]))).ok);
+    assert!(spawns(&r.step(500, Event::Tick)).is_empty());
+    assert_eq!(r.phase(0), Phase::Down);
+    assert!(!r.sup.snapshot().shutting_down);
+}
+
+#[test]
+fn a_shutdown_takes_over_a_requested_stop_under_way() {
+    let mut r = db_web();
+    let (db, web) = (r.pid(0), r.pid(1));
+    r.step(10, request(1, Verb::Stop, &[1]));
+    let acts = r.step(20, Event::Signal(SIGTERM));
+    assert_eq!(
+        details(&the_reply(&acts)),
+        vec![(1, false, "interrupted: rinit is shutting down".into())]
+    );
+    assert!(signals(&acts).is_empty(), "web already has its stop signal");
+    let acts = r.exit(30, web, ExitStatus::Signal(SIGTERM));
+    assert_eq!(signals(&acts), vec![(db, SIGTERM)], "then the next wave");
+    r.exit(40, db, ExitStatus::Signal(SIGTERM));
+    assert_eq!(exit_code(&r.step(41, Event::NoChildren)), Some(0));
+}
+
+#[test]
+fn start_of_a_down_service_revives_a_failed_dependency_with_a_fresh_window() {
+    let mut db = quiet("db", &[]);
+    db.max_restarts = 0;
+    let mut r = Run::new(
+        vec![db, svc("web", &[0]), svc("other", &[])],
+        run_policy(false, vec![vec![0, 2], vec![1]]),
+    );
+    r.step(0, Event::Tick);
+    let (db, web) = (r.pid(0), r.pid(1));
+    r.step(1, request(1, Verb::Stop, &[1]));
+    r.exit(2, web, ExitStatus::Signal(SIGTERM));
+    r.exit(3, db, ExitStatus::Code(1));
+    assert_eq!((r.phase(0), r.phase(1)), (Phase::Failed, Phase::Down));
+    let acts = r.step(4, request(2, Verb::Start, &[1]));
+    assert_eq!(spawns(&acts), vec![Who::Service(0), Who::Service(1)]);
+    assert_eq!(details(&the_reply(&acts)), vec![(1, true, "ready".into())]);
+}
