@@ -745,7 +745,7 @@ fn stopping_the_last_running_service_does_not_end_rinit() {
 }
 
 #[test]
-fn the_rest_ending_on_its_own_ends_rinit_beside_down_services() {
+fn a_down_service_keeps_rinit_up_when_the_rest_ended_on_its_own() {
     let mut once = quiet("once", &[]);
     once.restart = RestartPolicy::Never;
     let mut r = Run::new(
@@ -756,10 +756,33 @@ fn the_rest_ending_on_its_own_ends_rinit_beside_down_services() {
     let (web, once) = (r.pid(0), r.pid(1));
     r.step(1, request(1, Verb::Stop, &[0]));
     r.exit(2, web, ExitStatus::Signal(SIGTERM));
-    assert!(!r.sup.snapshot().shutting_down);
     r.exit(3, once, ExitStatus::Code(4));
-    assert!(r.sup.snapshot().shutting_down, "nothing wanted up can run");
-    assert_eq!(exit_code(&r.step(4, Event::NoChildren)), Some(4));
+    assert_eq!((r.phase(0), r.phase(1)), (Phase::Down, Phase::Failed));
+    assert!(
+        !r.sup.snapshot().shutting_down,
+        "web can still be started: rinit waits"
+    );
+}
+
+#[test]
+fn once_the_down_service_is_started_and_ends_on_its_own_rinit_exits() {
+    let mut p = quiet("web", &[]);
+    p.restart = RestartPolicy::Never;
+    let mut once = quiet("once", &[]);
+    once.restart = RestartPolicy::Never;
+    let mut r = Run::new(vec![p, once], run_policy(false, vec![vec![0, 1]]));
+    r.step(0, Event::Tick);
+    let (web, once) = (r.pid(0), r.pid(1));
+    r.step(1, request(1, Verb::Stop, &[0]));
+    r.exit(2, web, ExitStatus::Signal(SIGTERM));
+    r.exit(3, once, ExitStatus::Code(4));
+    assert!(!r.sup.snapshot().shutting_down);
+    r.step(10, request(2, Verb::Start, &[0]));
+    let web = r.pid(0);
+    r.exit(20, web, ExitStatus::Code(0));
+    assert_eq!(r.phase(0), Phase::Stopped);
+    assert!(r.sup.snapshot().shutting_down, "nothing can run any more");
+    assert_eq!(exit_code(&r.step(21, Event::NoChildren)), Some(4));
 }
 
 #[test]

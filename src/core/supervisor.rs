@@ -60,9 +60,6 @@ pub struct Supervisor {
     pub(super) notes: Vec<Note>,
     /// Operator requests not yet answered or whose stops are not done.
     pub(super) pending: Vec<Pending>,
-    /// A service ended on its own since the last look: only that can make
-    /// rinit exit for lack of services (an operator's stop never does).
-    pub(super) ended_on_own: bool,
 }
 
 impl Supervisor {
@@ -83,7 +80,6 @@ impl Supervisor {
             expected: Vec::new(),
             notes: Vec::new(),
             pending: Vec::new(),
-            ended_on_own: false,
         }
     }
 
@@ -344,7 +340,6 @@ impl Supervisor {
         }
         let outcome = s.on_exit(status, now);
         let critical = s.policy.critical;
-        self.ended_on_own |= !matches!(outcome, AfterExit::Restart { .. });
         match outcome {
             AfterExit::Done => self.note(Level::Info, format!("{name}: done ({status})")),
             AfterExit::Stopped => {
@@ -543,24 +538,20 @@ impl Supervisor {
     }
 
     /// Without a main command, rinit ends when no service can run any more.
-    /// `down` services are left out: they neither keep rinit up nor make it
-    /// exit. So rinit exits when a service ends on its own and every other
-    /// one has ended for good or is down (at least one not down); with all
-    /// down, or after an operator's stop, it waits (SPEC section 5).
+    /// A `down` service (or one being stopped on request) can: `ctl start`
+    /// brings it back. So while any service is wanted down rinit does not
+    /// exit for lack of services, whatever the others did; it exits, as
+    /// without `ctl`, once every service has ended for good on its own
+    /// (SPEC section 5).
     fn check_all_ended(&mut self, now: Instant, acts: &mut Vec<Action>) {
-        if !std::mem::take(&mut self.ended_on_own) || self.run.has_main {
+        if self.run.has_main || self.services.is_empty() {
             return;
         }
-        let mut any = false;
-        for i in 0..self.services.len() {
-            if self.services[i].wanted_up || !matches!(self.services[i].state, State::Down) {
-                if !self.over(i) {
-                    return;
-                }
-                any = true;
-            }
+        if self.services.iter().any(|s| !s.wanted_up) {
+            return;
         }
-        if any {
+        let ended = (0..self.services.len()).all(|i| self.over(i));
+        if ended {
             self.note(Level::Info, "no service can run any more".to_string());
             self.begin_shutdown(Cause::AllEnded, now, acts);
         }
