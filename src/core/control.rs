@@ -106,16 +106,9 @@ impl Supervisor {
         }
         self.note_request(&req, &order);
         if !req.wait {
-            let services = items
-                .iter()
-                .map(|it| match &it.outcome {
-                    Some(o) if !o.ok => o.clone(),
-                    _ => outcome(it.service, true, "accepted"),
-                })
-                .collect();
             // Nothing to keep: the order of stops and starts comes from
             // what is wanted, not from the request.
-            return acts.push(reply(req.id, services));
+            return acts.push(reply(req.id, accepted(&items)));
         }
         // A signal's outcomes are all known: answered in this same step.
         self.pending.push(Pending {
@@ -435,6 +428,17 @@ impl Supervisor {
             acts.push(reply(p.id, services));
         }
     }
+}
+
+/// The answer to `wait: false`: "accepted", or what already failed.
+fn accepted(items: &[Item]) -> Vec<ServiceOutcome> {
+    items
+        .iter()
+        .map(|it| match &it.outcome {
+            Some(o) if !o.ok => o.clone(),
+            _ => outcome(it.service, true, "accepted"),
+        })
+        .collect()
 }
 
 /// `ok` only when every outcome is.
