@@ -1999,6 +1999,7 @@ services:
     assert_eq!(names.len(), 8);
     let states = [
         "waiting", "starting", "running", "backoff", "failed", "stopping", "stopped", "done",
+        "down",
     ];
 
     let up = family("rinit_service_up");
@@ -2007,6 +2008,8 @@ services:
     assert_eq!(state.kind, "gauge");
     let restarts = family("rinit_service_restarts_total");
     assert_eq!(restarts.kind, "counter");
+    let ready = family("rinit_service_ready");
+    assert_eq!(ready.kind, "gauge");
     for name in &names {
         let status_state = service(&st, name)
             .and_then(|s| s.get("state").str())
@@ -2052,6 +2055,13 @@ services:
             continue;
         }
         assert_eq!(on[0], status_state, "{name}: /metrics vs /status");
+        let status_ready = service(&st, name).and_then(|s| s.get("ready").bool());
+        let ready_sample = ready
+            .samples
+            .iter()
+            .find(|s| label(s, "service") == Some(name))
+            .map(|s| s.value == 1.0);
+        assert_eq!(ready_sample, status_ready, "{name}: ready");
         assert_eq!(
             ups[0].value,
             f64::from(u8::from(status_state == "running")),

@@ -20,7 +20,7 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use crate::core::signal;
-use crate::core::snapshot::{Phase, ServiceView, Snapshot};
+use crate::core::snapshot::{ServiceView, Snapshot};
 use crate::core::types::{ExitStatus, Reply, Verb};
 
 /// How long `start`/`restart` wait by default (SPEC: `--timeout`, 60s).
@@ -428,12 +428,16 @@ fn row(s: &ServiceView, now: Instant) -> [String; 8] {
     ]
 }
 
-fn wanted_word(_s: &ServiceView) -> &'static str {
-    "up"
+fn wanted_word(s: &ServiceView) -> &'static str {
+    if s.wanted_up {
+        "up"
+    } else {
+        "down"
+    }
 }
 
 fn is_ready(s: &ServiceView) -> bool {
-    matches!(s.phase, Phase::Running | Phase::Done)
+    s.ready
 }
 
 /// `exit 3`, `signal KILL`.

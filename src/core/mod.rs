@@ -3,15 +3,19 @@
 //! restarts, backoff, shutdown order and exit status lives here, where unit
 //! tests drive it without processes.
 
+mod control;
 mod drain;
 mod forward;
 pub mod service;
 pub mod shutdown;
 pub mod signal;
 pub mod snapshot;
+mod stop;
 pub mod supervisor;
 pub mod types;
 
+#[cfg(test)]
+mod control_tests;
 #[cfg(test)]
 mod drain_tests;
 #[cfg(test)]

@@ -74,6 +74,8 @@ pub enum State {
     },
     Stopped,
     Done,
+    /// Stopped on request (`rinit ctl stop`): stays so until a `start`.
+    Down,
 }
 
 /// What an exit of the service's process leads to.
@@ -98,6 +100,15 @@ pub struct Service {
     /// Bumped at every spawn so late probe results of an earlier process
     /// are recognised and dropped.
     pub generation: u64,
+    /// What the operator asked (`ctl start`/`stop`), apart from the state:
+    /// a service not wanted up is never restarted and ends `Down`.
+    pub wanted_up: bool,
+    /// A `ctl restart` (or a `start` during a requested stop) is under
+    /// way: once its process is gone it starts again, with no backoff and
+    /// no count in `restarts`.
+    pub restart_pending: bool,
+    /// Restarts asked by an operator, counted apart from `restarts`.
+    pub restarts_operator: u32,
 }
 
 impl Service {
@@ -111,6 +122,9 @@ impl Service {
             last_exit: None,
             ever_ready: false,
             generation: 0,
+            wanted_up: true,
+            restart_pending: false,
+            restarts_operator: 0,
         }
     }
 
@@ -129,6 +143,7 @@ impl Service {
             State::Stopping { .. } | State::Draining { .. } => Phase::Stopping,
             State::Stopped => Phase::Stopped,
             State::Done => Phase::Done,
+            State::Down => Phase::Down,
         }
     }
 
@@ -192,6 +207,45 @@ impl Service {
         }
     }
 
+    /// Ready now: running, or a oneshot that is done.
+    pub fn is_ready(&self) -> bool {
+        matches!(self.state, State::Running { .. } | State::Done)
+    }
+
+    /// Its process is to be stopped as soon as it is known: the operator
+    /// asked for a stop or restart before the spawn was reported.
+    pub fn stop_requested(&self) -> bool {
+        !self.wanted_up || self.restart_pending
+    }
+
+    /// Brought up again on request (`ctl start` of an ended service, or
+    /// the second half of a restart): it waits for its dependencies as at
+    /// boot; `fresh`: with a new crash-loop window and backoff (a `failed`
+    /// one), else they stand (an operator's restart is not a crash).
+    /// Readiness is earned again, so dependents started with it wait.
+    pub fn revive(&mut self, fresh: bool) {
+        self.wanted_up = true;
+        self.restart_pending = false;
+        if fresh {
+            self.recent_restarts.clear();
+            self.consecutive = 0;
+        }
+        self.ever_ready = false;
+        self.state = State::Waiting;
+    }
+
+    /// Something of it may still run: a process (or a spawn not yet
+    /// reported), or what is left of its group.
+    pub fn has_process(&self) -> bool {
+        matches!(
+            self.state,
+            State::Starting { .. }
+                | State::Running { .. }
+                | State::Stopping { .. }
+                | State::Draining { .. }
+        )
+    }
+
     /// Ended for good: nothing will start it again.
     pub fn is_terminal(&self) -> bool {
         matches!(self.state, State::Failed | State::Stopped | State::Done)
@@ -219,7 +273,8 @@ impl Service {
         let State::Starting { since, probe, .. } = &self.state else {
             return false;
         };
-        if probe.is_some() || self.policy.oneshot {
+        // A process to be stopped at once is never reported ready.
+        if probe.is_some() || self.policy.oneshot || self.stop_requested() {
             let (since, probe) = (*since, probe.clone());
             self.state = State::Starting {
                 pid: Some(pid),

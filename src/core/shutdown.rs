@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use super::drain::with_cont;
 use super::service::State;
 use super::signal;
+use super::stop::Progress;
 use super::supervisor::{Level, MainState, Supervisor};
 use super::types::{after, Action};
 
@@ -109,6 +110,7 @@ impl Supervisor {
             forced: false,
             forced_at: None,
         });
+        self.interrupt_requests(acts);
     }
 
     /// Second SIGTERM/SIGINT, or the cap: SIGKILL to everything left.
@@ -265,66 +267,25 @@ impl Supervisor {
         None
     }
 
-    /// Signals the services of stop wave `k`; true while any is still alive.
+    /// Stops the services of stop wave `k` (the per-service stop under the
+    /// shutdown's cap); true while any is still alive.
     fn stop_wave(&mut self, k: usize, now: Instant, acts: &mut Vec<Action>) -> bool {
         let Some(cap) = self.shutdown.as_ref().map(|s| s.cap) else {
             return false;
         };
-        let wave = self.run.waves[self.run.waves.len() - 1 - k].clone();
+        let Some(wave) = self
+            .run
+            .waves
+            .len()
+            .checked_sub(k + 1)
+            .and_then(|w| self.run.waves.get(w))
+            .cloned()
+        else {
+            return false;
+        };
         let mut alive = false;
         for i in wave {
-            let Some(s) = self.services.get_mut(i) else {
-                continue;
-            };
-            match s.state {
-                State::Starting {
-                    pid: Some(pid),
-                    since,
-                    ..
-                }
-                | State::Running { pid, since } => {
-                    let sig = s.policy.stop_signal;
-                    for signal in with_cont(sig) {
-                        acts.push(Action::SignalGroup { pgid: pid, signal });
-                    }
-                    let deadline = after(now, s.policy.stop_timeout).min(cap);
-                    s.state = State::Stopping {
-                        pid,
-                        since,
-                        deadline,
-                        killed: false,
-                    };
-                    let text = format!("{}: sending {} (pid {pid})", s.name(), signal::name(sig));
-                    self.note(Level::Info, text);
-                    alive = true;
-                }
-                State::Stopping {
-                    pid,
-                    deadline,
-                    killed,
-                    ..
-                } => {
-                    if now >= deadline && !killed {
-                        acts.push(Action::SignalGroup {
-                            pgid: pid,
-                            signal: signal::SIGKILL,
-                        });
-                        if let State::Stopping { killed, .. } = &mut s.state {
-                            *killed = true;
-                        }
-                        self.killed_any = true;
-                        let text =
-                            format!("{}: stop timeout, sending SIGKILL (pid {pid})", s.name());
-                        self.note(Level::Warn, text);
-                    }
-                    alive = true;
-                }
-                // Spawn requested, pid not yet reported: it is stopped as
-                // soon as it is known, and the wave waits for it. Leftovers
-                // of a group are waited for (drain_timers kills them).
-                State::Starting { pid: None, .. } | State::Draining { .. } => alive = true,
-                _ => {}
-            }
+            alive |= self.stop_service(i, now, Some(cap), acts) == Progress::Alive;
         }
         alive
     }

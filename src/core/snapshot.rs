@@ -17,10 +17,12 @@ pub enum Phase {
     Stopping,
     Stopped,
     Done,
+    /// Stopped on request (`rinit ctl stop`).
+    Down,
 }
 
 impl Phase {
-    pub const ALL: [Phase; 8] = [
+    pub const ALL: [Phase; 9] = [
         Phase::Waiting,
         Phase::Starting,
         Phase::Running,
@@ -29,6 +31,7 @@ impl Phase {
         Phase::Stopping,
         Phase::Stopped,
         Phase::Done,
+        Phase::Down,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -41,6 +44,7 @@ impl Phase {
             Phase::Stopping => "stopping",
             Phase::Stopped => "stopped",
             Phase::Done => "done",
+            Phase::Down => "down",
         }
     }
 }
@@ -56,6 +60,12 @@ pub struct ServiceView {
     /// When the current process was spawned (for uptime).
     pub since: Option<Instant>,
     pub critical: bool,
+    /// What the operator asked: false once `ctl stop`ped, until a start.
+    pub wanted_up: bool,
+    /// Restarts asked through `rinit ctl restart` (not in `restarts`).
+    pub restarts_operator: u32,
+    /// Ready now: running, or a oneshot that is done.
+    pub ready: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -91,12 +101,13 @@ impl Snapshot {
                 .any(|s| matches!(s.phase, Phase::Failed | Phase::Backoff | Phase::Stopped))
     }
 
-    /// Ready when every service is running or done, and no shutdown.
+    /// Ready when every service is running or done, and no shutdown. A
+    /// `down` service is not wanted up, so it is not waited for (SPEC 7).
     pub fn ready(&self) -> bool {
         !self.shutting_down
             && self
                 .services
                 .iter()
-                .all(|s| matches!(s.phase, Phase::Running | Phase::Done))
+                .all(|s| matches!(s.phase, Phase::Running | Phase::Done | Phase::Down))
     }
 }

@@ -7,6 +7,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::control::Pending;
 use super::service::{AfterExit, Service, State};
 use super::shutdown::{Cause, Shutdown};
 use super::signal;
@@ -57,6 +58,8 @@ pub struct Supervisor {
     /// come (exec failures, killed probes): not orphans when reaped.
     pub(super) expected: Vec<i32>,
     pub(super) notes: Vec<Note>,
+    /// Operator requests not yet answered or whose stops are not done.
+    pub(super) pending: Vec<Pending>,
 }
 
 impl Supervisor {
@@ -76,6 +79,7 @@ impl Supervisor {
             orphans_reaped: 0,
             expected: Vec::new(),
             notes: Vec::new(),
+            pending: Vec::new(),
         }
     }
 
@@ -101,23 +105,21 @@ impl Supervisor {
                 ok,
             } => self.on_probe_result(service, generation, Some(attempt), ok, now, &mut acts),
             Event::Tick => {}
-            Event::Control(req) => acts.push(Action::Reply(crate::core::types::Reply {
-                id: req.id,
-                ok: false,
-                refused: Some("not implemented yet".into()),
-                services: Vec::new(),
-            })),
+            Event::Control(req) => self.on_control(req, now, &mut acts),
         }
         self.step(now, &mut acts);
         acts
     }
 
-    /// During a shutdown, the name of the service whose process `pid` is.
+    /// The name of the service whose process `pid` is, if it is being
+    /// stopped: in a shutdown, or on request (`ctl stop`/`restart`), so
+    /// that its last lines go out before what the stop leads to.
     pub fn stopping_service(&self, pid: i32) -> Option<&str> {
-        self.shutdown.as_ref()?;
+        let shutting_down = self.shutdown.is_some();
         self.services
             .iter()
             .find(|s| s.pid() == Some(pid))
+            .filter(|s| shutting_down || s.stop_requested())
             .map(|s| s.name())
     }
 
@@ -139,6 +141,9 @@ impl Supervisor {
                 d = deadline_min(d, s.deadline());
             }
         }
+        for p in &self.pending {
+            d = deadline_min(d, Some(p.deadline()));
+        }
         d
     }
 
@@ -155,6 +160,9 @@ impl Supervisor {
                     last_exit: s.last_exit,
                     since: s.since(),
                     critical: s.policy.critical,
+                    wanted_up: s.wanted_up,
+                    restarts_operator: s.restarts_operator,
+                    ready: s.is_ready(),
                 })
                 .collect(),
             main_pid: match self.main {
@@ -189,6 +197,9 @@ impl Supervisor {
                 let Some(s) = self.services.get_mut(i) else {
                     return;
                 };
+                // Stopped (or restarted) on request before its pid was
+                // known: it is never reported ready, and gets its stop in
+                // this event's `step` (in a shutdown, from its wave).
                 let ready = s.spawned(pid, now);
                 let text = format!("{}: started (pid {pid})", s.name());
                 self.note(Level::Info, text);
@@ -310,6 +321,23 @@ impl Supervisor {
             self.note(Level::Info, format!("{name}: stopped ({status})"));
             return;
         }
+        // Stopped on request: not a crash, no restart, no shutdown even
+        // for a critical service.
+        if !s.wanted_up {
+            s.last_exit = Some(status);
+            s.state = State::Down;
+            self.note(Level::Info, format!("{name}: down ({status})"));
+            return;
+        }
+        if s.restart_pending {
+            s.last_exit = Some(status);
+            s.revive(false);
+            self.note(
+                Level::Info,
+                format!("{name}: stopped ({status}), restarting on request"),
+            );
+            return;
+        }
         let outcome = s.on_exit(status, now);
         let critical = s.policy.critical;
         match outcome {
@@ -415,6 +443,7 @@ impl Supervisor {
         self.drain_timers(now, acts);
         if self.shutdown.is_none() {
             self.run_timers(now, acts);
+            self.advance_requests(now, acts);
             self.start_what_can_start(now, acts);
             self.check_all_ended(now, acts);
         }
@@ -432,6 +461,7 @@ impl Supervisor {
                     acts.push(Action::Spawn(Who::Service(i)));
                 }
                 State::Starting { .. } => self.probe_timers(i, now, acts),
+                State::Stopping { .. } => self.stop_kill_due(i, now, acts),
                 _ => {}
             }
         }
@@ -463,7 +493,7 @@ impl Supervisor {
     /// can never start. One memoised pass (each service settled once, with
     /// an explicit stack): the plain recursion walked every path of the
     /// graph, which is exponential on layered diamonds.
-    fn blocked_all(&self) -> Vec<bool> {
+    pub(super) fn blocked_all(&self) -> Vec<bool> {
         let n = self.services.len();
         let mut memo: Vec<Option<bool>> = vec![None; n];
         let mut visiting = vec![false; n];
@@ -513,12 +543,17 @@ impl Supervisor {
             .collect()
     }
 
+    /// Every dependency has been ready and is still wanted as it is (not
+    /// being stopped or restarted on request).
     fn deps_ready(&self, i: usize) -> bool {
-        self.services[i]
-            .policy
-            .depends_on
-            .iter()
-            .all(|&d| self.services.get(d).is_some_and(|dep| dep.ever_ready))
+        let Some(s) = self.services.get(i) else {
+            return false;
+        };
+        s.policy.depends_on.iter().all(|&d| {
+            self.services
+                .get(d)
+                .is_some_and(|dep| dep.ever_ready && !dep.stop_requested())
+        })
     }
 
     fn start_what_can_start(&mut self, now: Instant, acts: &mut Vec<Action>) {
@@ -528,8 +563,10 @@ impl Supervisor {
                 acts.push(Action::Spawn(Who::Service(i)));
             }
         }
+        // A service stopped on request is not waited for.
         let over = self.over_all();
-        let settled = (0..self.services.len()).all(|i| self.services[i].ever_ready || over[i]);
+        let settled = (0..self.services.len())
+            .all(|i| self.services[i].ever_ready || !self.services[i].wanted_up || over[i]);
         if self.run.has_main && self.main == MainState::NotStarted && settled {
             self.main = MainState::Starting;
             acts.push(Action::Spawn(Who::Main));
@@ -537,8 +574,16 @@ impl Supervisor {
     }
 
     /// Without a main command, rinit ends when no service can run any more.
+    /// A `down` service (or one being stopped on request) can: `ctl start`
+    /// brings it back. So while any service is wanted down rinit does not
+    /// exit for lack of services, whatever the others did; it exits, as
+    /// without `ctl`, once every service has ended for good on its own
+    /// (SPEC section 5).
     fn check_all_ended(&mut self, now: Instant, acts: &mut Vec<Action>) {
         if self.run.has_main || self.services.is_empty() {
+            return;
+        }
+        if self.services.iter().any(|s| !s.wanted_up) {
             return;
         }
         let ended = self.over_all().into_iter().all(|over| over);

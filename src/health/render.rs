@@ -38,7 +38,8 @@ impl Check {
                 service.phase,
                 Phase::Failed | Phase::Backoff | Phase::Stopped
             ),
-            Check::Ready => !matches!(service.phase, Phase::Running | Phase::Done),
+            // A `down` service is not wanted up: nobody waits for it.
+            Check::Ready => !matches!(service.phase, Phase::Running | Phase::Done | Phase::Down),
         }
     }
 
@@ -109,7 +110,11 @@ fn push_service(out: &mut String, s: &ServiceView, now: Instant) {
     push_json_str(out, s.phase.as_str());
     out.push_str(",\"pid\":");
     push_opt_int(out, s.pid.map(i64::from));
-    let _ = write!(out, ",\"restarts\":{}", s.restarts);
+    let _ = write!(
+        out,
+        ",\"restarts\":{},\"restarts_operator\":{}",
+        s.restarts, s.restarts_operator
+    );
     out.push_str(",\"last_exit\":");
     push_exit(out, s.last_exit);
     out.push_str(",\"uptime_seconds\":");
@@ -121,6 +126,9 @@ fn push_service(out: &mut String, s: &ServiceView, now: Instant) {
         None => out.push_str("null"),
     }
     push_field_bool(out, "critical", s.critical);
+    push_field_bool(out, "ready", s.ready);
+    out.push_str(",\"wanted\":");
+    push_json_str(out, if s.wanted_up { "up" } else { "down" });
     out.push('}');
 }
 
@@ -203,6 +211,15 @@ pub fn metrics_text(snap: &Snapshot, extras: &super::http::Extras) -> String {
             None,
             s.phase == Phase::Running,
         );
+    }
+    family(
+        &mut out,
+        "rinit_service_ready",
+        "gauge",
+        "1 when the service is ready (running, or a oneshot that is done), else 0.",
+    );
+    for s in &snap.services {
+        sample(&mut out, "rinit_service_ready", &s.name, None, s.ready);
     }
     family(
         &mut out,

@@ -16,6 +16,9 @@ fn view(name: &str, phase: Phase) -> ServiceView {
         last_exit: None,
         since: None,
         critical: true,
+        wanted_up: phase != Phase::Down,
+        restarts_operator: 0,
+        ready: matches!(phase, Phase::Running | Phase::Done),
     }
 }
 
@@ -147,12 +150,22 @@ fn status_lists_every_service() {
                 "last_exit",
                 "name",
                 "pid",
+                "ready",
                 "restarts",
+                "restarts_operator",
                 "state",
-                "uptime_seconds"
+                "uptime_seconds",
+                "wanted"
             ]
         );
         assert_eq!(s.get("name").str(), v.name);
+        assert_eq!(s.get("ready"), &Json::Bool(v.ready));
+        let wanted = if v.wanted_up { "up" } else { "down" };
+        assert_eq!(s.get("wanted").str(), wanted);
+        assert_eq!(
+            s.get("restarts_operator"),
+            &Json::Num(f64::from(v.restarts_operator))
+        );
         assert_eq!(s.get("state").str(), v.phase.as_str());
         assert_eq!(s.get("restarts"), &Json::Num(f64::from(v.restarts)));
         match (v.pid, s.get("uptime_seconds")) {
@@ -387,6 +400,29 @@ fn metrics_are_valid_exposition_text() {
         value("rinit_service_restarts_total", &[("service", "svc-failed")]),
         4.0
     );
+    assert_eq!(
+        value(
+            "rinit_service_state",
+            &[("service", "svc-down"), ("state", "down")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value("rinit_service_ready", &[("service", "svc-running")]),
+        1.0
+    );
+    assert_eq!(
+        value("rinit_service_ready", &[("service", "svc-done")]),
+        1.0
+    );
+    assert_eq!(
+        value("rinit_service_ready", &[("service", "svc-down")]),
+        0.0
+    );
+    assert_eq!(
+        value("rinit_service_ready", &[("service", "svc-starting")]),
+        0.0
+    );
     assert_eq!(value("rinit_zombies_reaped_total", &[]), 42.0);
     assert_eq!(value("rinit_orphans_reaped_total", &[]), 5.0);
     assert_eq!(value("rinit_shutting_down", &[]), 1.0);
@@ -410,4 +446,29 @@ fn metrics_of_an_empty_snapshot_are_valid() {
     let samples = check_exposition(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
     // Reaped, orphans, shutting down, and dropped output per stream.
     assert_eq!(samples.len(), 5);
+}
+
+#[test]
+fn a_down_service_fails_neither_check_and_shows_as_wanted_down() {
+    let now = Instant::now();
+    let mut snap = Snapshot::empty();
+    snap.services.push(view("db", Phase::Running));
+    let mut web = view("web", Phase::Down);
+    web.last_exit = Some(ExitStatus::Signal(15));
+    web.restarts_operator = 2;
+    snap.services.push(web);
+    for check in [Check::Health, Check::Ready] {
+        let (ok, body) = check_json(check, &snap);
+        assert!(ok, "{check:?} {body}");
+        assert!(json(&body).get("failing").arr().is_empty());
+    }
+    let doc = json(&status_json(&snap, now));
+    let web = &doc.get("services").arr()[1];
+    assert_eq!(web.get("state").str(), "down");
+    assert_eq!(web.get("wanted").str(), "down");
+    assert_eq!(web.get("ready"), &Json::Bool(false));
+    assert_eq!(web.get("restarts_operator"), &Json::Num(2.0));
+    assert_eq!(doc.get("services").arr()[0].get("wanted").str(), "up");
+    // Down is not ready, but readiness does not wait for it.
+    assert_eq!(doc.get("ready"), &Json::Bool(true));
 }

@@ -26,6 +26,9 @@ fn service(name: &str, phase: Phase) -> ServiceView {
         last_exit: None,
         since: Some(Instant::now()),
         critical: true,
+        wanted_up: phase != Phase::Down,
+        restarts_operator: 0,
+        ready: matches!(phase, Phase::Running | Phase::Done),
     }
 }
 
