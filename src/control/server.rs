@@ -112,7 +112,9 @@ impl ControlServer {
             let events = match &c.stage {
                 Stage::Reading(_) | Stage::Waiting { .. } => libc::POLLIN,
                 Stage::Writing { .. } => libc::POLLOUT,
-                Stage::Following { queue, .. } if !queue.is_empty() => libc::POLLOUT,
+                Stage::Following { queue, dropped, .. } if !queue.is_empty() || *dropped > 0 => {
+                    libc::POLLOUT
+                }
                 Stage::Following { .. } => libc::POLLIN,
             };
             fds.push(pollfd(c.stream.as_raw_fd(), events));
@@ -255,7 +257,9 @@ impl ControlServer {
             // A client that hangs up while waiting has given up.
             Stage::Waiting { .. } => peer_gone(c),
             Stage::Writing { .. } => write_out(c),
-            Stage::Following { queue, .. } if queue.is_empty() => peer_gone(c),
+            Stage::Following { queue, dropped, .. } if queue.is_empty() && *dropped == 0 => {
+                peer_gone(c)
+            }
             Stage::Following { .. } => write_follow(c),
         }
     }
@@ -489,10 +493,23 @@ fn write_out(c: &mut Conn) -> Flow {
 }
 
 fn write_follow(c: &mut Conn) -> Flow {
-    let Stage::Following { queue, .. } = &mut c.stage else {
+    let Stage::Following {
+        queue,
+        dropped: missed,
+        ..
+    } = &mut c.stage
+    else {
         return Flow::Keep;
     };
-    while !queue.is_empty() {
+    loop {
+        if queue.is_empty() && *missed > 0 {
+            // The follower caught up: say what it missed before new lines.
+            let note = format!("rinit: {} bytes dropped\n", std::mem::take(missed));
+            queue.extend(note.as_bytes());
+        }
+        if queue.is_empty() {
+            break;
+        }
         let (front, _) = queue.as_slices();
         match c.stream.write(front) {
             Ok(0) => return Flow::Close,
