@@ -77,7 +77,8 @@ fn a_good_config_prints_the_plan_and_exits_0() {
          wave 1: migrate (oneshot), db\n\
          wave 2: web (after db, migrate)\n\
          health: 0.0.0.0:9090\n\
-         shutdown: drain 1s, timeout 9s; stop order: web, then migrate, db\n",
+         shutdown: drain 1s, timeout 9s; stop order: web, then migrate, db\n\
+         control: /run/rinit/control.sock (logs.buffer 65536 bytes per service)\n",
         path.display()
     );
     assert_eq!(text(&out.stdout), want);
