@@ -798,6 +798,39 @@ fn docker_stop_shuts_services_down_in_reverse_order() {
 }
 
 #[test]
+fn docker_exec_rinit_ctl_restarts_one_service_and_reads_logs() {
+    if !have_docker("docker_exec_rinit_ctl_restarts_one_service_and_reads_logs") {
+        return;
+    }
+    let image = Image::build("ctl", "services.Dockerfile", Some("ordered.yaml"));
+    let c = Container::start("ctl", &[&image.tag]);
+    c.wait_ready();
+    let before = c.exec(&["/sbin/rinit", "ctl", "status", "--json"]);
+    assert!(before.ok(), "{before}");
+    let restart = c.exec(&["/sbin/rinit", "ctl", "restart", "web"]);
+    assert!(restart.ok(), "{restart}");
+    assert!(restart.stdout.contains("web:"), "{restart}");
+    let status = c.exec(&["/sbin/rinit", "ctl", "status"]);
+    let web = status
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("web "))
+        .unwrap_or("");
+    assert!(web.contains("running"), "{status}");
+    let json = c.exec(&["/sbin/rinit", "ctl", "status", "--json"]).stdout;
+    assert!(json.contains("\"restarts_operator\":1"), "{json}");
+    let logs = c.exec(&["/sbin/rinit", "ctl", "logs"]);
+    assert!(
+        logs.ok() && logs.stdout.contains("migrate | migrate done"),
+        "{logs}"
+    );
+    let (_, stderr) = c.logs();
+    assert!(stderr.contains("control: restart web by uid 0"), "{stderr}");
+    c.stop();
+    assert_eq!(c.exit_code(), 0, "{}", c.logs().1);
+}
+
+#[test]
 fn docker_stop_with_a_service_ignoring_sigterm_ends_in_rinits_sigkill() {
     if !have_docker("docker_stop_with_a_service_ignoring_sigterm_ends_in_rinits_sigkill") {
         return;
