@@ -33,9 +33,8 @@ fn main() {
     // First of all: no descriptor rinit opens may land on a closed 0-2.
     os::sys::open_missing_stdio();
     let signals = os::signals::block_taken();
-    // Then, before anything opens a file: what fds did we inherit?
-    let inherited_fds = os::procs::inherited_fds();
     install_panic_hook();
+    // Parsing opens no file: the fds seen next are all inherited.
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     let cli = match cli::parse(args, &|k| std::env::var_os(k)) {
         Ok(c) => c,
@@ -63,6 +62,9 @@ fn main() {
             probe(ready, config, addr)
         }
         Cli::Run(args) => {
+            // Before anything opens a file: what fds did we inherit? (Only
+            // an init needs to know: `ctl`, `probe`, `check` skip the scan.)
+            let inherited_fds = os::procs::inherited_fds();
             init_logging(args.verbosity);
             let code = run(args, inherited_fds, signals);
             // Not process::exit: std's exit path takes the stdout lock and

@@ -304,7 +304,12 @@ impl IoLoop {
             sink.push(stream);
         }
         let mark = fds.len();
-        self.relays.interest(fds);
+        let now = Instant::now();
+        let held = [Stream::Stdout, Stream::Stderr].map(|s| self.sink.held(s, now).is_some());
+        self.relays.interest(fds, |s| match s {
+            Stream::Stdout => held[0],
+            Stream::Stderr => held[1],
+        });
         let relays = mark..fds.len();
         let mark = fds.len();
         self.probes.interest(fds);
@@ -365,6 +370,9 @@ impl IoLoop {
             self.probes.next_deadline(),
             self.health.as_ref().and_then(Server::next_deadline),
             self.control.as_ref().and_then(ControlServer::next_deadline),
+            // A held stream is looked at again when it would count as stalled.
+            self.sink.held(Stream::Stdout, Instant::now()),
+            self.sink.held(Stream::Stderr, Instant::now()),
         ]
         .into_iter()
         .flatten()

@@ -174,10 +174,16 @@ impl Relays {
         }
     }
 
-    /// Descriptors to poll for POLLIN, in `on_ready` order.
-    pub fn interest(&self, fds: &mut Vec<libc::pollfd>) {
+    /// Descriptors to poll for POLLIN, in `on_ready` order; a pipe whose
+    /// stream is held (a full but moving queue) is left out for now (-1:
+    /// poll skips it), so its writer waits instead of losing lines.
+    pub fn interest(&self, fds: &mut Vec<libc::pollfd>, held: impl Fn(Stream) -> bool) {
         fds.extend(self.pipes.iter().map(|p| libc::pollfd {
-            fd: p.file.as_raw_fd(),
+            fd: if held(p.stream) {
+                -1
+            } else {
+                p.file.as_raw_fd()
+            },
             events: libc::POLLIN,
             revents: 0,
         }));
@@ -208,8 +214,12 @@ impl Relays {
     fn read_turn(&mut self, i: usize, sink: &Sink, now: Instant, budget: usize) -> Read_ {
         let mut done = 0;
         while done < budget {
+            if sink.held(self.pipes[i].stream, now).is_some() {
+                return Read_::More;
+            }
             let p = &mut self.pipes[i];
-            let n = match p.file.read(&mut self.buf) {
+            let size = read_size(p.prefix.len()).min(self.buf.len());
+            let n = match p.file.read(&mut self.buf[..size]) {
                 Ok(0) => return Read_::Eof,
                 Ok(n) => n,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return Read_::More,
@@ -301,6 +311,13 @@ impl Relays {
     pub fn raw_fds(&self) -> Vec<RawFd> {
         self.pipes.iter().map(|p| p.file.as_raw_fd()).collect()
     }
+}
+
+/// The most one read may take, so that what it turns into (a prefix per
+/// line: at worst every other byte a newline) stays under the sink's
+/// margin above its hold mark, `super::sink::HOLD_MARGIN`.
+fn read_size(prefix: usize) -> usize {
+    (super::sink::HOLD_MARGIN * 2 / (prefix + 2)).clamp(1024, READ_CHUNK)
 }
 
 fn flush_pipe(p: &mut Pipe, out: &mut Out, sink: &Sink) {

@@ -7,6 +7,12 @@
 //! the queue out when poll says the stream can take more, and says how much
 //! was dropped once it drains.
 //!
+//! A slow reader is not a stalled one: while the queue is full but the
+//! stream took something within `STALL`, the relays stop reading service
+//! pipes for it (`held`), so a burst slows its writer, as a direct write to
+//! a slow log would, and nothing is lost. Only a stream that took nothing
+//! for `STALL` with a full queue drops lines.
+//!
 //! Invariants:
 //! - rinit's descriptors 1 and 2 are never switched to non-blocking mode:
 //!   the main command and `inherit` services share their open file
@@ -25,14 +31,21 @@ use std::fs::OpenOptions;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::{Mutex, MutexGuard, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::os::sys;
 
-/// Bytes that may wait per stream. 256 KiB holds several seconds of a busy
+/// Bytes that may wait per stream before the relays hold back (stop
+/// reading service pipes). 256 KiB holds several seconds of a busy
 /// service's output (a burst while the log driver catches up) and sixteen
 /// maximal lines, while keeping rinit's worst-case memory small.
 pub const QUEUE_CAP: usize = 256 * 1024;
+/// Room above `QUEUE_CAP` for what a read made before the hold still turns
+/// into; lines beyond it are dropped (a stalled stream drops at the cap).
+pub const HOLD_MARGIN: usize = 192 * 1024;
+/// How long a full queue may make no progress before the stream counts as
+/// stalled and its lines are dropped instead of held back.
+pub const STALL: Duration = Duration::from_secs(1);
 /// What the fallback writer hands the kernel at once: a pipe that poll
 /// says is writable has room for at least this much.
 const PIPE_BUF: usize = 4096;
@@ -150,6 +163,9 @@ fn writable_now(fd: RawFd) -> bool {
 struct Out {
     writer: Writer,
     queue: VecDeque<u8>,
+    /// The last time the stream took bytes, or the queue stopped being
+    /// empty, whichever is later: the start of a possible stall.
+    progress: Instant,
     /// Dropped since the queue last drained: said once it does.
     dropped_pending: u64,
     dropped_total: u64,
@@ -162,7 +178,10 @@ impl Out {
             let (front, _) = self.queue.as_slices();
             match self.writer.write(front) {
                 Ok(0) | Err(WriteError::WouldBlock) => return,
-                Ok(n) => drop(self.queue.drain(..n)),
+                Ok(n) => {
+                    self.progress = Instant::now();
+                    drop(self.queue.drain(..n));
+                }
                 Err(WriteError::Closed) => return self.close(),
             }
         }
@@ -173,6 +192,16 @@ impl Out {
             );
             self.queue.extend(note.as_bytes());
             self.pump();
+        }
+    }
+
+    /// Held back while the stream still moves, so there is room for a read
+    /// in flight; a stalled stream drops at the cap.
+    fn drop_mark(&self) -> usize {
+        if self.progress.elapsed() < STALL {
+            QUEUE_CAP + HOLD_MARGIN
+        } else {
+            QUEUE_CAP
         }
     }
 
@@ -204,6 +233,7 @@ impl Sink {
             Mutex::new(Out {
                 writer: Writer::open(s),
                 queue: VecDeque::new(),
+                progress: Instant::now(),
                 dropped_pending: 0,
                 dropped_total: 0,
             })
@@ -242,7 +272,7 @@ impl Sink {
                     return out.drop_bytes(bytes.len());
                 }
             }
-        } else if out.queue.len() >= QUEUE_CAP {
+        } else if out.queue.len() >= out.drop_mark() {
             return out.drop_bytes(bytes.len());
         } else {
             bytes
@@ -250,6 +280,9 @@ impl Sink {
         // A line started on the stream is always finished, so the queue
         // can exceed the cap by at most one line.
         let was_empty = out.queue.is_empty();
+        if was_empty {
+            out.progress = Instant::now();
+        }
         out.queue.extend(rest);
         drop(out);
         if was_empty {
@@ -270,6 +303,18 @@ impl Sink {
                 pending.then(|| out.writer.poll_fd().map(|fd| (s, fd)))?
             })
             .collect()
+    }
+
+    /// Whether the relays must stop reading pipes for `stream` for now: its
+    /// queue is full but it is still moving. Some(when it counts as
+    /// stalled, if it has not moved by then).
+    pub fn held(&self, stream: Stream, now: Instant) -> Option<Instant> {
+        let out = self.out(stream);
+        if matches!(out.writer, Writer::Closed) || out.queue.len() < QUEUE_CAP {
+            return None;
+        }
+        let stalled_at = out.progress + STALL;
+        (now < stalled_at).then_some(stalled_at)
     }
 
     /// Writes what `stream` takes now (the io thread, on POLLOUT).
