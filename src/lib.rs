@@ -6,7 +6,6 @@ pub mod cli;
 pub mod config;
 pub mod core;
 pub mod health;
+pub mod io;
 pub mod os;
-pub mod output;
-pub mod probes;
 pub mod runtime;

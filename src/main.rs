@@ -16,8 +16,22 @@ use cli::Cli;
 
 const DEFAULT_CONFIG: &str = "/etc/rinit.yaml";
 
+/// The loader runs this before Rust's runtime and `main`: from rinit's
+/// first instruction on, every signal is blocked, so a SIGTERM sent right
+/// after exec (or during a long config parse) stays pending for the signal
+/// thread instead of being dropped, as the kernel drops a PID 1's signals
+/// that have no handler. `main` then narrows the mask.
+#[used]
+#[link_section = ".init_array"]
+static BLOCK_SIGNALS_AT_LOAD: extern "C" fn() = block_signals_at_load;
+
+extern "C" fn block_signals_at_load() {
+    os::sys::block_everything();
+}
+
 fn main() {
-    // First, before anything opens a file: what fds did we inherit?
+    let signals = os::signals::block_taken();
+    // Then, before anything opens a file: what fds did we inherit?
     let inherited_fds = os::procs::inherited_fds();
     install_panic_hook();
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
@@ -25,6 +39,11 @@ fn main() {
         Ok(c) => c,
         Err(e) => usage_error(&e),
     };
+    if !matches!(cli, Cli::Run(_)) {
+        // Only a running init takes signals from a thread; the other
+        // commands are ordinary processes and Ctrl-C must stop them.
+        os::sys::unblock_everything();
+    }
     let code = match cli {
         Cli::Help => write_out(cli::USAGE),
         Cli::Version => write_out(&format!("rinit {}\n", env!("CARGO_PKG_VERSION"))),
@@ -42,7 +61,13 @@ fn main() {
         }
         Cli::Run(args) => {
             init_logging(args.verbosity);
-            run(args, inherited_fds)
+            let code = run(args, inherited_fds, signals);
+            // Not process::exit: std's exit path takes the stdout lock and
+            // flushes, which blocks for ever on a stalled reader. What rinit
+            // queued gets a bounded time to go out, then PID 1 exits.
+            let deadline = std::time::Instant::now() + runtime::EXIT_FLUSH;
+            rinit_pid1::io::sink::global().flush_until(deadline);
+            os::sys::exit_now(code);
         }
     };
     std::process::exit(code);
@@ -72,7 +97,10 @@ fn init_logging(verbosity: i32) {
         };
         b.filter_level(level);
     }
-    b.target(env_logger::Target::Stderr);
+    // Through the non-blocking sink: a log line never blocks PID 1.
+    b.target(env_logger::Target::Pipe(Box::new(
+        rinit_pid1::io::sink::LogWriter,
+    )));
     b.format(|buf, record| {
         let level = match record.level() {
             log::Level::Error => "error: ",
@@ -153,7 +181,7 @@ fn probe(ready: bool, config: Option<PathBuf>, addr: Option<String>) -> i32 {
     health::probe_client::probe(&addr, ready)
 }
 
-fn run(args: cli::RunArgs, inherited_fds: Vec<i32>) -> i32 {
+fn run(args: cli::RunArgs, inherited_fds: Vec<i32>, signals: os::sys::SignalSet) -> i32 {
     let cfg = match config_path(args.config) {
         Some(path) => match load_config(&path) {
             Ok(c) => Some(c),
@@ -178,7 +206,7 @@ fn run(args: cli::RunArgs, inherited_fds: Vec<i32>) -> i32 {
             );
         }
     }
-    os::sys::reset_own_signals();
+    os::sys::reset_own_signals(&signals);
     let listen = match args.health_addr {
         Some(a) => match a.parse() {
             Ok(addr) => Some(addr),
@@ -208,6 +236,7 @@ fn run(args: cli::RunArgs, inherited_fds: Vec<i32>) -> i32 {
         grace: args.grace,
         health,
         inherited_fds,
+        signals,
     })
 }
 

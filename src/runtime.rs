@@ -2,6 +2,11 @@
 //! the reaper's exits, caught signals and probe results, carries out the
 //! actions it answers with, and sleeps until the next event or deadline.
 //! With nothing timed it blocks in `recv()`: an idle rinit never wakes.
+//!
+//! Threads: this one, the reaper, the signal thread and the io thread,
+//! whatever the number of services and probes. Nothing here writes to a
+//! descriptor that could block: log lines go to the non-blocking sink,
+//! output pipes and probes are handed to the io thread.
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
@@ -15,17 +20,25 @@ use crate::config::{Config, Output, ReadyCheck};
 use crate::core::types::{Action, Event, RunPolicy, Who};
 use crate::core::{Level, Supervisor};
 use crate::health::Published;
+use crate::io::probe::{ProbeDone, ProbeKey, ProbeRequest, Resolver};
+use crate::io::sink::Stream;
+use crate::io::{Cmd, IoHandle, IoLoop};
+use crate::os::groups::Groups;
 use crate::os::reaper::{self, Reaped, SpawnCounter};
 use crate::os::spawn::{self, Group, Launch, Outcome, Stdio};
+use crate::os::sys::SignalSet;
 use crate::os::{procs, signals, sys};
-use crate::output::{self, Relays, Stream};
 
 /// The default cap on a shutdown (SPEC: `--grace`, `shutdown.timeout`).
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(9);
 
-/// How long a stopped service's output may take to come out before the
-/// shutdown moves on without it.
+/// How long the io thread may take to say it relayed a stopped service's
+/// output before the shutdown moves on (it never blocks, so this is a
+/// bound, not a wait).
 const RELAY_DRAIN: Duration = Duration::from_millis(100);
+/// After the last reap: how long rinit tries to get its queued output out
+/// before it exits anyway (a stalled reader must not keep PID 1 alive).
+pub const EXIT_FLUSH: Duration = Duration::from_millis(200);
 
 pub struct RunSpec {
     pub config: Option<Config>,
@@ -37,16 +50,15 @@ pub struct RunSpec {
     /// Fds rinit inherited (already close-on-exec): the main command keeps
     /// them, rinit closes them once it no longer needs them.
     pub inherited_fds: Vec<i32>,
+    /// The signals `main` blocked before anything else, for the signal
+    /// thread to take.
+    pub signals: SignalSet,
 }
 
 enum Msg {
     Reaped(Reaped),
     Signal(i32),
-    Probe {
-        service: usize,
-        generation: u64,
-        ok: bool,
-    },
+    Probe(ProbeDone),
 }
 
 struct Shell {
@@ -54,24 +66,25 @@ struct Shell {
     env: Vec<OsString>,
     cwd: PathBuf,
     counter: Arc<SpawnCounter>,
-    relays: Arc<Relays>,
-    tx: Sender<Msg>,
+    io: IoHandle,
     chdir_done: bool,
+    /// Leaders rinit spawned and groups being drained: who may be signalled.
+    groups: Groups,
 }
 
 /// Runs until the supervisor decides to exit; returns the exit status.
 pub fn run(mut spec: RunSpec) -> i32 {
     let (tx, rx) = mpsc::channel();
     let counter = Arc::new(SpawnCounter::default());
-    if let Err(e) = start_threads(&tx, &counter) {
-        log::error!("cannot start: {e}");
-        return 2;
-    }
     let mut sup = Supervisor::new(policies(&spec), run_policy(&spec));
-    let published = match serve_health(&mut spec, &sup) {
-        Ok(p) => p,
+    let published = spec
+        .health
+        .is_some()
+        .then(|| Arc::new(Published::new(sup.snapshot())));
+    let io = match start_threads(&mut spec, &tx, &counter, published.clone()) {
+        Ok(io) => io,
         Err(e) => {
-            log::error!("cannot start the health server: {e}");
+            log::error!("cannot start: {e}");
             return 2;
         }
     };
@@ -87,30 +100,61 @@ pub fn run(mut spec: RunSpec) -> i32 {
         cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),
         spec,
         counter,
-        relays: Arc::new(Relays::default()),
-        tx,
+        io,
         chdir_done: false,
+        groups: Groups::default(),
     };
     if shell.spec.command.is_empty() {
         // Only a main command inherits rinit's extra fds.
         shell.close_inherited();
     }
     let code = event_loop(&mut sup, &mut shell, &rx, published.as_deref());
-    shell.relays.drain(Duration::from_secs(1));
+    // Every process is reaped: the pipes hold the services' last words.
+    shell.io.drain(None, RELAY_DRAIN);
     code
 }
 
-fn start_threads(tx: &Sender<Msg>, counter: &Arc<SpawnCounter>) -> std::io::Result<()> {
-    // Before the first thread, so that every thread has them blocked.
-    let forwarded = signals::block_forwarded();
+/// The reaper, signal and io threads. The signals were blocked by `main`
+/// before any thread existed, so every thread has them blocked.
+fn start_threads(
+    spec: &mut RunSpec,
+    tx: &Sender<Msg>,
+    counter: &Arc<SpawnCounter>,
+    published: Option<Arc<Published>>,
+) -> std::io::Result<IoHandle> {
     let t = tx.clone();
     reaper::start(Arc::clone(counter), move |r| {
         let _ = t.send(Msg::Reaped(r));
     })?;
     let t = tx.clone();
-    signals::start(forwarded, move |sig| {
+    signals::start(spec.signals, move |sig| {
         let _ = t.send(Msg::Signal(sig));
-    })
+    })?;
+    let t = tx.clone();
+    let mut io = IoLoop::new(true, resolver(spec))?.on_probe_done(move |d| {
+        let _ = t.send(Msg::Probe(d));
+    });
+    if let (Some(listener), Some(published)) = (spec.health.take(), published) {
+        io = io.with_health(health_server(spec, listener, published)?);
+    }
+    let handle = io.handle();
+    io.start()?;
+    Ok(handle)
+}
+
+/// Probe host names resolved once, before supervision starts.
+fn resolver(spec: &RunSpec) -> Resolver {
+    let hosts = spec
+        .config
+        .iter()
+        .flat_map(|c| &c.services)
+        .filter_map(|s| match &s.ready {
+            Some(ReadyCheck::Tcp { host, .. } | ReadyCheck::Http { host, .. }) => {
+                Some(host.as_str())
+            }
+            _ => None,
+        });
+    Resolver::prime(hosts)
 }
 
 fn policies(spec: &RunSpec) -> Vec<crate::core::types::ServicePolicy> {
@@ -142,21 +186,28 @@ fn run_policy(spec: &RunSpec) -> RunPolicy {
     policy
 }
 
-/// Starts the HTTP server on the bound socket, answering from the
-/// supervisor's initial snapshot until the first event is handled.
-/// The server thread takes the socket: rinit keeps no second copy.
-fn serve_health(spec: &mut RunSpec, sup: &Supervisor) -> std::io::Result<Option<Arc<Published>>> {
-    let Some(listener) = spec.health.take() else {
-        return Ok(None);
-    };
-    let published = Arc::new(Published::new(sup.snapshot()));
-    // rinit's own fds, plus per service: two relay pipes, a spawn's
-    // transient pipes and a probe socket.
+/// The HTTP server on the bound socket, answering from the supervisor's
+/// initial snapshot until the first event is handled. The io thread takes
+/// the socket: rinit keeps no second copy.
+fn health_server(
+    spec: &RunSpec,
+    listener: std::net::TcpListener,
+    published: Arc<Published>,
+) -> std::io::Result<crate::health::server::Server> {
     let services = spec.config.as_ref().map_or(0, |c| c.services.len()) as u64;
-    let reserve = 32 + 8 * services;
-    let limits = crate::health::Limits::within_fd_budget(sys::fd_limit().unwrap_or(1024), reserve);
-    crate::health::serve_with(listener, Arc::clone(&published), limits)?;
-    Ok(Some(published))
+    let limits = crate::health::Limits::within_fd_budget(
+        sys::fd_limit().unwrap_or(1024),
+        fd_reserve(services),
+    );
+    crate::health::server::Server::new(listener, published, limits)
+}
+
+/// Descriptors the health server must leave to the rest of rinit: its own
+/// (stdin/out/err, their non-blocking reopens, the eventfd, the listener,
+/// and one spawn's transient pipes: 12, rounded up to 16) plus, per
+/// service, its two output pipes, its leader's pidfd and a probe socket.
+pub fn fd_reserve(services: u64) -> u64 {
+    16 + 4 * services
 }
 
 fn event_loop(
@@ -168,6 +219,7 @@ fn event_loop(
     let mut pending = VecDeque::from([Event::Tick]);
     loop {
         while let Some(event) = pending.pop_front() {
+            let handled = event.clone();
             let actions = sup.on_event(Instant::now(), event);
             write_notes(sup);
             for action in actions {
@@ -176,6 +228,7 @@ fn event_loop(
                     return code;
                 }
             }
+            shell.after_event(&handled, &mut pending);
         }
         if let Some(p) = published {
             p.publish(Arc::new(sup.snapshot()));
@@ -185,7 +238,7 @@ fn event_loop(
                 if let Some(name) = sup.stopping_service(pid) {
                     // Its last lines go out before the next wave is
                     // signalled, so the log follows the stop order.
-                    shell.relays.drain_service(name, RELAY_DRAIN);
+                    shell.io.drain(Some(Arc::from(name)), RELAY_DRAIN);
                 }
             }
             pending.push_back(event);
@@ -227,15 +280,28 @@ impl Shell {
                 (spawns == self.counter.current()).then_some(Event::NoChildren)
             }
             Msg::Signal(sig) => Some(Event::Signal(sig)),
-            Msg::Probe {
-                service,
-                generation,
-                ok,
-            } => Some(Event::ProbeResult {
-                service,
-                generation,
+            Msg::Probe(ProbeDone { key, ok }) => Some(Event::ProbeResult {
+                service: key.service,
+                generation: key.generation,
+                attempt: key.attempt,
                 ok,
             }),
+        }
+    }
+
+    /// Bookkeeping once the supervisor has handled `event`: a reaped
+    /// leader's pidfd is dropped, and drained groups are checked, since a
+    /// reaped exit may have been the last member of one.
+    fn after_event(&mut self, event: &Event, pending: &mut VecDeque<Event>) {
+        if let Event::Exited { pid, .. } = event {
+            self.groups.forget(*pid);
+        }
+        if matches!(
+            event,
+            Event::Exited { .. } | Event::Tick | Event::NoChildren
+        ) {
+            let gone = self.groups.gone();
+            pending.extend(gone.into_iter().map(|pgid| Event::GroupGone { pgid }));
         }
     }
 
@@ -246,11 +312,22 @@ impl Shell {
             Action::Probe {
                 service,
                 generation,
-            } => self.start_probe(service, generation),
-            Action::SignalGroup { pgid, signal } => {
-                if pgid > 0 && sys::kill(-pgid, signal) == Err(libc::ESRCH) {
-                    let _ = sys::kill(pgid, signal);
+                attempt,
+            } => self.start_probe(ProbeKey {
+                service,
+                generation,
+                attempt,
+            }),
+            Action::SignalGroup { pgid, signal } => self.groups.signal_group(pgid, signal),
+            Action::WatchGroup { pgid } => {
+                if !self.groups.watch(pgid) {
+                    pending.push_back(Event::GroupGone { pgid });
                 }
+            }
+            Action::SignalLeftovers { pgid, signal } => self.groups.signal_leftovers(pgid, signal),
+            Action::LogLeftovers => {
+                let left = procs::leftovers();
+                log::error!("left after SIGKILL: {}", left.join(", "));
             }
             Action::SignalAll(sig) => {
                 let n = procs::signal_all(sig);
@@ -260,6 +337,7 @@ impl Shell {
                 );
             }
             Action::Exit(code) => return Some(code),
+            Action::Reply(reply) => self.reply(reply),
         }
         None
     }
@@ -269,6 +347,7 @@ impl Shell {
         let event = match outcome {
             Outcome::Started(started) => {
                 self.counter.bump();
+                self.groups.track(started.pid);
                 if let Who::Service(i) = who {
                     self.relay(i, started.stdout, started.stderr);
                 }
@@ -279,6 +358,7 @@ impl Shell {
             }
             Outcome::ExecFailed { pid, code, error } => {
                 self.counter.bump();
+                self.groups.track(pid);
                 log::error!("{}: {error} (exit {code})", self.name_of(who));
                 Event::SpawnFailed {
                     who,
@@ -389,35 +469,40 @@ impl Shell {
         out: Option<std::os::fd::OwnedFd>,
         err: Option<std::os::fd::OwnedFd>,
     ) {
-        let name = self.name_of(Who::Service(i));
-        if let Some(fd) = out {
-            output::relay(&self.relays, &name, fd, Stream::Stdout);
-        }
-        if let Some(fd) = err {
-            output::relay(&self.relays, &name, fd, Stream::Stderr);
+        let service: Arc<str> = Arc::from(self.name_of(Who::Service(i)));
+        for (stream, fd) in [(Stream::Stdout, out), (Stream::Stderr, err)] {
+            if let Some(fd) = fd {
+                self.io.send(Cmd::Relay {
+                    service: Arc::clone(&service),
+                    stream,
+                    fd,
+                });
+            }
         }
     }
 
-    fn start_probe(&self, service: usize, generation: u64) {
+    fn start_probe(&self, key: ProbeKey) {
         let Some(svc) = self
             .spec
             .config
             .as_ref()
-            .and_then(|c| c.services.get(service))
+            .and_then(|c| c.services.get(key.service))
         else {
             return;
         };
         let (Some(check), Some(policy)) = (svc.ready.clone(), svc.policy.probe) else {
             return;
         };
-        let tx = self.tx.clone();
-        crate::probes::start(check, policy.timeout, move |ok| {
-            let _ = tx.send(Msg::Probe {
-                service,
-                generation,
-                ok,
-            });
-        });
+        self.io.send(Cmd::Probe(ProbeRequest {
+            key,
+            check,
+            timeout: policy.timeout,
+        }));
+    }
+
+    /// Hands a control reply to the io thread, which holds the connection.
+    fn reply(&self, reply: crate::core::types::Reply) {
+        let _ = reply;
     }
 
     fn close_inherited(&mut self) {

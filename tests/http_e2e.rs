@@ -1403,6 +1403,52 @@ fn nofile_limit(pid: i32) -> Option<String> {
 }
 
 #[test]
+fn a_low_descriptor_limit_still_serves_many_clients_at_once() {
+    let _serial = serial();
+    let prlimit = find_program("prlimit");
+    if !prlimit.is_file() {
+        eprintln!("skipped: no prlimit (util-linux)");
+        return;
+    }
+    let dir = TestDir::new("http-nofile-40");
+    let yaml = r#"
+health:
+  listen: "127.0.0.1:{port}"
+services:
+  worker:
+    command: ["sleep", "1000"]
+"#;
+    let Some(r) = start_with(&dir, yaml, |l| {
+        l.wrap_outside([prlimit.as_os_str(), "--nofile=40:40".as_ref()])
+    }) else {
+        return;
+    };
+    // Ten clients send half a request each, then the rest: with the
+    // reserve at 40 - (16 + 4) each is served; a reserve that ate the
+    // whole limit left room for one, each newcomer evicting the last.
+    let mut clients: Vec<TcpStream> = (0..10)
+        .map(|_| TcpStream::connect_timeout(&r.addr, LONG).expect("connect"))
+        .collect();
+    for c in &mut clients {
+        c.write_all(b"GET /status HTTP/1.0\r\n")
+            .expect("first half");
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let mut answered = 0;
+    for c in &mut clients {
+        c.write_all(b"\r\n").expect("second half");
+        let mut raw = Vec::new();
+        c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let _ = c.read_to_end(&mut raw);
+        if raw.starts_with(b"HTTP/1.1 200") {
+            answered += 1;
+        }
+    }
+    eprintln!("RLIMIT_NOFILE 40, one service: {answered} of 10 concurrent clients answered");
+    assert_eq!(answered, 10);
+}
+
+#[test]
 fn descriptor_exhaustion_does_not_kill_the_server() {
     let _serial = serial();
     let prlimit = find_program("prlimit");

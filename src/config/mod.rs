@@ -3,6 +3,8 @@
 //! Nothing here starts a process; `load` is pure apart from reading the
 //! config file and the image's /etc/passwd and /etc/group.
 
+#[cfg(test)]
+mod forward_tests;
 mod graph;
 mod locate;
 mod raw;

@@ -33,6 +33,7 @@ pub const SERVICE_KEYS: &[&str] = &[
     "workdir",
     "env",
     "output",
+    "forward",
 ];
 
 #[derive(Debug, Default, Deserialize)]
@@ -75,6 +76,7 @@ pub struct RawService {
     pub workdir: Option<Scalar>,
     pub env: Option<RawEnv>,
     pub output: Option<Scalar>,
+    pub forward: Option<RawForward>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -111,6 +113,38 @@ pub struct Scalar(pub String);
 pub enum RawCommand {
     Shell(String),
     Argv(Vec<String>),
+}
+
+/// `forward: all`, `forward: none` or `forward: [SIGHUP, USR1]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RawForward {
+    Word(String),
+    List(Vec<String>),
+}
+
+struct ForwardVisitor;
+
+impl<'de> Visitor<'de> for ForwardVisitor {
+    type Value = RawForward;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("`all`, `none` or a list of signal names")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<RawForward, E> {
+        Ok(RawForward::Word(v.to_string()))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawForward, A::Error> {
+        let mut names = Vec::new();
+        while let Some(Scalar(name)) = seq.next_element()? {
+            names.push(name);
+        }
+        Ok(RawForward::List(names))
+    }
+}
+
+impl<'de> Deserialize<'de> for RawForward {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ForwardVisitor)
+    }
 }
 
 /// `env`, in file order.

@@ -12,9 +12,9 @@ use serde_norway::Value;
 
 use super::graph;
 use super::locate::{Locator, Pos, Report};
-use super::raw::{self, RawCommand, RawEnv, RawFile, RawService, Scalar};
+use super::raw::{self, RawCommand, RawEnv, RawFile, RawForward, RawService, Scalar};
 use super::{ready, users, CommandLine, Config, ConfigError, Identity, Output, Service};
-use crate::core::types::{RestartPolicy, ServicePolicy};
+use crate::core::types::{Forward, RestartPolicy, ServicePolicy};
 
 pub use super::graph::describe_plan;
 
@@ -217,7 +217,48 @@ fn policy(name: &str, raw: &RawService, report: &mut Report) -> ServicePolicy {
     }
     let stop_timeout = duration(raw.stop_timeout.as_ref(), &at("stop_timeout"), report);
     policy.stop_timeout = stop_timeout.unwrap_or(policy.stop_timeout);
+    policy.forward = forward(raw.forward.as_ref(), &at("forward"), report);
     policy
+}
+
+/// SPEC sections 4 and 6: which forwarded signals reach the service. The
+/// shutdown signals are never forwarded as such (each service gets its
+/// `stop_signal`), and SIGKILL, SIGSTOP and SIGCHLD never at all, so
+/// listing them is an error rather than a filter that does nothing.
+fn forward(raw: Option<&RawForward>, at: &[&str], report: &mut Report) -> Forward {
+    use crate::core::signal;
+    let names = match raw {
+        None => return Forward::All,
+        Some(RawForward::Word(w)) if w == "all" => return Forward::All,
+        Some(RawForward::Word(w)) if w == "none" => return Forward::Only(Vec::new()),
+        Some(RawForward::Word(w)) => {
+            let hint = raw::did_you_mean(w, &["all", "none"])
+                .map_or(String::new(), |h| format!(" (did you mean `{h}`?)"));
+            let message = format!("unknown `forward` value `{w}`{hint}; write `all`, `none` or a list of signal names like [SIGHUP, SIGUSR1]");
+            report.at_value(at, message);
+            return Forward::All;
+        }
+        Some(RawForward::List(names)) => names,
+    };
+    let mut sigs = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let Some(sig) = signal::parse(name) else {
+            let message = format!("unknown signal `{name}` in `forward`; use names like SIGHUP, SIGUSR1, SIGWINCH or numbers from 1 to 64");
+            report.at_item(at, i, message);
+            continue;
+        };
+        let shown = signal::name(sig);
+        if signal::starts_shutdown(sig) {
+            let message = format!("{shown} starts the shutdown, which stops every service with its own `stop_signal`; it is not forwarded, so `forward` cannot filter it (SIGTERM, SIGINT and SIGQUIT cannot be listed)");
+            report.at_item(at, i, message);
+        } else if matches!(sig, signal::SIGKILL | 17 | 19) {
+            let message = format!("{shown} is never forwarded (rinit cannot catch SIGKILL or SIGSTOP, and SIGCHLD is its own); it cannot be listed in `forward`");
+            report.at_item(at, i, message);
+        } else if !sigs.contains(&sig) {
+            sigs.push(sig);
+        }
+    }
+    Forward::Only(sigs)
 }
 
 fn command(raw: Option<&RawCommand>, name: &str, report: &mut Report) -> CommandLine {

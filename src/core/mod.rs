@@ -3,6 +3,8 @@
 //! restarts, backoff, shutdown order and exit status lives here, where unit
 //! tests drive it without processes.
 
+mod drain;
+mod forward;
 pub mod service;
 pub mod shutdown;
 pub mod signal;
@@ -10,6 +12,8 @@ pub mod snapshot;
 pub mod supervisor;
 pub mod types;
 
+#[cfg(test)]
+mod drain_tests;
 #[cfg(test)]
 mod tests;
 

@@ -21,10 +21,14 @@ const NETWORK_PROBE_SLACK: Duration = Duration::from_millis(500);
 pub struct Probe {
     pub next_at: Instant,
     pub inflight: Option<Inflight>,
+    /// Attempts started so far for this process: the id of the latest.
+    pub attempts: u64,
 }
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Inflight {
+    /// Which attempt this is: a network result must name it to count.
+    pub attempt: u64,
     pub started: Instant,
     pub deadline: Instant,
     /// The exec probe's process, once spawned.
@@ -51,6 +55,19 @@ pub enum State {
     Failed,
     Stopping {
         pid: i32,
+        since: Instant,
+        deadline: Instant,
+        killed: bool,
+    },
+    /// The main process exited with `status` and has been reaped, but its
+    /// process group `pgid` still has members (or has not been checked
+    /// yet): they got the stop signal and get SIGKILL at `deadline`. What
+    /// the exit means is decided only once the group is empty.
+    Draining {
+        pgid: i32,
+        status: ExitStatus,
+        /// When the exited process was spawned (its uptime counts for
+        /// the backoff reset).
         since: Instant,
         deadline: Instant,
         killed: bool,
@@ -108,13 +125,15 @@ impl Service {
             State::Running { .. } => Phase::Running,
             State::Backoff { .. } => Phase::Backoff,
             State::Failed => Phase::Failed,
-            State::Stopping { .. } => Phase::Stopping,
+            // Still stopping: what is left of the group is being stopped.
+            State::Stopping { .. } | State::Draining { .. } => Phase::Stopping,
             State::Stopped => Phase::Stopped,
             State::Done => Phase::Done,
         }
     }
 
-    /// The live process, if one runs.
+    /// The live main process, if one runs (a draining service has none:
+    /// its leader has been reaped).
     pub fn pid(&self) -> Option<i32> {
         match self.state {
             State::Starting { pid, .. } => pid,
@@ -127,7 +146,48 @@ impl Service {
         match self.state {
             State::Starting { since, .. }
             | State::Running { since, .. }
-            | State::Stopping { since, .. } => Some(since),
+            | State::Stopping { since, .. }
+            | State::Draining { since, .. } => Some(since),
+            _ => None,
+        }
+    }
+
+    /// The leader of the service's group has been reaped with `status`:
+    /// the group is drained before the exit is decided.
+    pub fn begin_drain(&mut self, status: ExitStatus, deadline: Instant, killed: bool) {
+        let Some(pgid) = self.pid() else {
+            return;
+        };
+        let since = self.since().unwrap_or(deadline);
+        self.state = State::Draining {
+            pgid,
+            status,
+            since,
+            deadline,
+            killed,
+        };
+    }
+
+    /// The group being drained, with the leader's exit status.
+    pub fn draining(&self) -> Option<(i32, ExitStatus)> {
+        match self.state {
+            State::Draining { pgid, status, .. } => Some((pgid, status)),
+            _ => None,
+        }
+    }
+
+    /// SIGKILL is due for what is left of a draining group (true once).
+    pub fn drain_kill_due(&mut self, now: Instant) -> Option<i32> {
+        match &mut self.state {
+            State::Draining {
+                pgid,
+                deadline,
+                killed,
+                ..
+            } if !*killed && now >= *deadline => {
+                *killed = true;
+                Some(*pgid)
+            }
             _ => None,
         }
     }
@@ -143,6 +203,7 @@ impl Service {
         let probe = self.policy.probe.map(|_| Probe {
             next_at: now,
             inflight: None,
+            attempts: 0,
         });
         self.state = State::Starting {
             pid: None,
@@ -273,7 +334,9 @@ impl Service {
             ProbeKind::Exec => Duration::ZERO,
             ProbeKind::Network => NETWORK_PROBE_SLACK,
         };
+        probe.attempts += 1;
         probe.inflight = Some(Inflight {
+            attempt: probe.attempts,
             started: now,
             deadline: after(now, policy.timeout.saturating_add(slack)),
             pid: None,
@@ -317,6 +380,11 @@ impl Service {
                 ..
             } => Some(p.inflight.as_ref().map_or(p.next_at, |i| i.deadline)),
             State::Stopping {
+                deadline,
+                killed: false,
+                ..
+            }
+            | State::Draining {
                 deadline,
                 killed: false,
                 ..

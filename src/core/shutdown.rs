@@ -3,8 +3,9 @@
 //! the sweep of leftovers. Every stage is bounded by the shutdown cap;
 //! rinit exits the moment the reaper reports no child left, never earlier.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use super::drain::with_cont;
 use super::service::State;
 use super::signal;
 use super::supervisor::{Level, MainState, Supervisor};
@@ -42,7 +43,14 @@ pub struct Shutdown {
     pub(super) stage: Stage,
     /// Everything got SIGKILL (second signal or the cap).
     pub(super) forced: bool,
+    /// When that SIGKILL went out.
+    pub(super) forced_at: Option<Instant>,
 }
+
+/// How long rinit waits after its SIGKILL to everything before it gives
+/// up: a process in uninterruptible sleep can ignore SIGKILL for ever, and
+/// `docker stop` must not hang on it.
+pub const KILL_WAIT: Duration = Duration::from_secs(5);
 
 impl Shutdown {
     pub(super) fn deadline(&self, sup: &Supervisor) -> Option<Instant> {
@@ -55,7 +63,11 @@ impl Shutdown {
             _ => None,
         };
         let cap = (!self.forced && sup.children_possible).then_some(self.cap);
-        super::types::deadline_min(stage, cap)
+        let give_up = self
+            .forced_at
+            .filter(|_| sup.children_possible)
+            .map(|t| after(t, KILL_WAIT));
+        super::types::deadline_min(super::types::deadline_min(stage, cap), give_up)
     }
 }
 
@@ -76,10 +88,7 @@ impl Supervisor {
         );
         for i in 0..self.services.len() {
             if let Some(pid) = self.services[i].finish_probe(now) {
-                acts.push(Action::SignalGroup {
-                    pgid: pid,
-                    signal: signal::SIGKILL,
-                });
+                self.kill_untracked(pid, acts);
             }
             let s = &mut self.services[i];
             if matches!(s.state, State::Waiting | State::Backoff { .. }) {
@@ -98,11 +107,12 @@ impl Supervisor {
                 },
             },
             forced: false,
+            forced_at: None,
         });
     }
 
     /// Second SIGTERM/SIGINT, or the cap: SIGKILL to everything left.
-    pub(super) fn force_kill(&mut self, acts: &mut Vec<Action>) {
+    pub(super) fn force_kill(&mut self, now: Instant, acts: &mut Vec<Action>) {
         let groups = self.live_groups();
         let probes: Vec<i32> = self.services.iter().filter_map(|s| s.probe_pid()).collect();
         if !groups.is_empty() || self.children_possible {
@@ -115,8 +125,16 @@ impl Supervisor {
             });
         }
         for s in &mut self.services {
-            if let State::Stopping { killed, .. } = &mut s.state {
-                *killed = true;
+            match &mut s.state {
+                State::Stopping { killed, .. } => *killed = true,
+                State::Draining { pgid, killed, .. } => {
+                    *killed = true;
+                    acts.push(Action::SignalLeftovers {
+                        pgid: *pgid,
+                        signal: signal::SIGKILL,
+                    });
+                }
+                _ => {}
             }
         }
         if self.children_possible {
@@ -124,6 +142,7 @@ impl Supervisor {
         }
         if let Some(sd) = self.shutdown.as_mut() {
             sd.forced = true;
+            sd.forced_at.get_or_insert(now);
             sd.stage = Stage::Sweep { term_sent: true };
         }
     }
@@ -137,7 +156,10 @@ impl Supervisor {
                 Level::Warn,
                 "shutdown timeout reached: sending SIGKILL to everything left".into(),
             );
-            self.force_kill(acts);
+            self.force_kill(now, acts);
+        }
+        if self.give_up_due(now) {
+            return self.give_up(now, acts);
         }
         while let Some(stage) = self.shutdown.as_ref().map(|s| s.stage) {
             let next = match stage {
@@ -163,6 +185,24 @@ impl Supervisor {
             };
             self.set_stage(next, now);
         }
+    }
+
+    fn give_up_due(&self, now: Instant) -> bool {
+        let forced_at = self.shutdown.as_ref().and_then(|sd| sd.forced_at);
+        self.children_possible && forced_at.is_some_and(|t| now >= after(t, KILL_WAIT))
+    }
+
+    /// Processes survived SIGKILL for `KILL_WAIT`: say which, and exit 1
+    /// rather than hang (as PID 1 the kernel takes them down with us).
+    fn give_up(&mut self, now: Instant, acts: &mut Vec<Action>) {
+        let elapsed = self.shutdown_elapsed(now);
+        self.note(
+            Level::Error,
+            format!("processes survived SIGKILL for {KILL_WAIT:?} (shutdown +{elapsed:?}); exiting with status 1 without them"),
+        );
+        self.exited = true;
+        acts.push(Action::LogLeftovers);
+        acts.push(Action::Exit(1));
     }
 
     fn set_stage(&mut self, stage: Stage, now: Instant) {
@@ -199,10 +239,9 @@ impl Supervisor {
                     Cause::Signal(s) => s,
                     _ => signal::SIGTERM,
                 };
-                acts.push(Action::SignalGroup {
-                    pgid: pid,
-                    signal: sig,
-                });
+                for signal in with_cont(sig) {
+                    acts.push(Action::SignalGroup { pgid: pid, signal });
+                }
                 let d = after(now, self.run.main_stop_timeout).min(sd.cap);
                 Stage::Main {
                     deadline: Some(d),
@@ -245,10 +284,9 @@ impl Supervisor {
                 }
                 | State::Running { pid, since } => {
                     let sig = s.policy.stop_signal;
-                    acts.push(Action::SignalGroup {
-                        pgid: pid,
-                        signal: sig,
-                    });
+                    for signal in with_cont(sig) {
+                        acts.push(Action::SignalGroup { pgid: pid, signal });
+                    }
                     let deadline = after(now, s.policy.stop_timeout).min(cap);
                     s.state = State::Stopping {
                         pid,
@@ -281,6 +319,10 @@ impl Supervisor {
                     }
                     alive = true;
                 }
+                // Spawn requested, pid not yet reported: it is stopped as
+                // soon as it is known, and the wave waits for it. Leftovers
+                // of a group are waited for (drain_timers kills them).
+                State::Starting { pid: None, .. } | State::Draining { .. } => alive = true,
                 _ => {}
             }
         }

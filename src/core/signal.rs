@@ -6,6 +6,7 @@ pub const SIGINT: i32 = 2;
 pub const SIGQUIT: i32 = 3;
 pub const SIGKILL: i32 = 9;
 pub const SIGTERM: i32 = 15;
+pub const SIGCONT: i32 = 18;
 
 const NAMES: [(&str, i32); 31] = [
     ("HUP", 1),

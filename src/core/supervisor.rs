@@ -53,6 +53,9 @@ pub struct Supervisor {
     pub(super) exited: bool,
     reaped_total: u64,
     orphans_reaped: u64,
+    /// Pids that rinit forked and no longer tracks, whose exit is still to
+    /// come (exec failures, killed probes): not orphans when reaped.
+    pub(super) expected: Vec<i32>,
     pub(super) notes: Vec<Note>,
 }
 
@@ -71,6 +74,7 @@ impl Supervisor {
             exited: false,
             reaped_total: 0,
             orphans_reaped: 0,
+            expected: Vec::new(),
             notes: Vec::new(),
         }
     }
@@ -82,19 +86,27 @@ impl Supervisor {
             return acts;
         }
         match event {
-            Event::Spawned { who, pid } => self.on_spawned(who, pid, now),
+            Event::Spawned { who, pid } => self.on_spawned(who, pid, now, &mut acts),
             Event::SpawnFailed { who, pid, code } => {
                 self.on_spawn_failed(who, pid, code, now, &mut acts)
             }
             Event::Exited { pid, status } => self.on_exited(pid, status, now, &mut acts),
             Event::NoChildren => self.children_possible = false,
+            Event::GroupGone { pgid } => self.on_group_gone(pgid, now, &mut acts),
             Event::Signal(sig) => self.on_signal(sig, now, &mut acts),
             Event::ProbeResult {
                 service,
                 generation,
+                attempt,
                 ok,
-            } => self.on_probe_result(service, generation, ok, now, &mut acts),
+            } => self.on_probe_result(service, generation, Some(attempt), ok, now, &mut acts),
             Event::Tick => {}
+            Event::Control(req) => acts.push(Action::Reply(crate::core::types::Reply {
+                id: req.id,
+                ok: false,
+                refused: Some("not implemented yet".into()),
+                services: Vec::new(),
+            })),
         }
         self.step(now, &mut acts);
         acts
@@ -122,7 +134,8 @@ impl Supervisor {
         }
         let mut d = self.shutdown.as_ref().and_then(|s| s.deadline(self));
         for s in &self.services {
-            if self.shutdown.is_none() || matches!(s.state, State::Stopping { .. }) {
+            let stopping = matches!(s.state, State::Stopping { .. } | State::Draining { .. });
+            if self.shutdown.is_none() || stopping {
                 d = deadline_min(d, s.deadline());
             }
         }
@@ -158,8 +171,15 @@ impl Supervisor {
         self.notes.push(Note { level, text });
     }
 
-    fn on_spawned(&mut self, who: Who, pid: i32, now: Instant) {
+    fn on_spawned(&mut self, who: Who, pid: i32, now: Instant, acts: &mut Vec<Action>) {
         self.children_possible = true;
+        if self.shutdown.as_ref().is_some_and(|sd| sd.forced) {
+            // Spawned after everything got SIGKILL: it gets it too.
+            acts.push(Action::SignalGroup {
+                pgid: pid,
+                signal: signal::SIGKILL,
+            });
+        }
         match who {
             Who::Main => {
                 self.main = MainState::Running { pid };
@@ -184,6 +204,10 @@ impl Supervisor {
                     .and_then(|p| p.inflight.as_mut())
                 {
                     inflight.pid = Some(pid);
+                } else {
+                    // Its attempt was abandoned (a shutdown began) before
+                    // the spawn was reported.
+                    self.kill_untracked(pid, acts);
                 }
             }
         }
@@ -204,14 +228,20 @@ impl Supervisor {
         now: Instant,
         acts: &mut Vec<Action>,
     ) {
-        if pid.is_some() {
+        if let Some(pid) = pid {
             self.children_possible = true;
+            // The failed child is still to be reaped; nothing tracks it.
+            self.expected.push(pid);
         }
         let status = ExitStatus::Code(code);
         match who {
             Who::Main => self.on_main_exit(status, now, acts),
-            Who::Service(i) => self.on_service_exit(i, status, now, acts),
-            Who::Probe(i) => self.on_probe_result(i, self.generation_of(i), false, now, acts),
+            // It never exec'd: nothing else can be in its group.
+            Who::Service(i) => {
+                self.end_probe(i, now, acts);
+                self.settle_exit(i, status, now, acts)
+            }
+            Who::Probe(i) => self.on_probe_result(i, self.generation_of(i), None, false, now, acts),
         }
     }
 
@@ -232,8 +262,19 @@ impl Supervisor {
             .iter()
             .position(|s| s.probe_pid() == Some(pid))
         {
+            // Reaped: it must not be signalled as a failed probe would be.
+            if let Some(f) = self.services[i]
+                .probe_mut()
+                .and_then(|p| p.inflight.as_mut())
+            {
+                f.pid = None;
+            }
             let ok = status == ExitStatus::Code(0);
-            return self.on_probe_result(i, self.generation_of(i), ok, now, acts);
+            return self.on_probe_result(i, self.generation_of(i), None, ok, now, acts);
+        }
+        if let Some(k) = self.expected.iter().position(|&p| p == pid) {
+            self.expected.swap_remove(k);
+            return;
         }
         self.orphans_reaped += 1;
         self.note(Level::Debug, format!("reaped orphan pid {pid} ({status})"));
@@ -248,7 +289,10 @@ impl Supervisor {
         }
     }
 
-    fn on_service_exit(
+    /// What the exit of the service's process means, once nothing of it
+    /// is left: stopped in a shutdown, else done, stopped, failed or a
+    /// restart.
+    pub(super) fn settle_exit(
         &mut self,
         i: usize,
         status: ExitStatus,
@@ -259,12 +303,6 @@ impl Supervisor {
         let Some(s) = self.services.get_mut(i) else {
             return;
         };
-        if let Some(probe_pid) = s.finish_probe(now) {
-            acts.push(Action::SignalGroup {
-                pgid: probe_pid,
-                signal: signal::SIGKILL,
-            });
-        }
         let name = s.name().to_string();
         if shutting_down {
             s.last_exit = Some(status);
@@ -287,7 +325,7 @@ impl Supervisor {
         }
     }
 
-    fn on_failed(
+    pub(super) fn on_failed(
         &mut self,
         name: &str,
         status: ExitStatus,
@@ -322,12 +360,9 @@ impl Supervisor {
                 Level::Warn,
                 format!("second {}: killing everything now", signal::name(sig)),
             );
-            return self.force_kill(acts);
+            return self.force_kill(now, acts);
         }
-        self.note(Level::Debug, format!("forwarding {}", signal::name(sig)));
-        for pgid in self.live_groups() {
-            acts.push(Action::SignalGroup { pgid, signal: sig });
-        }
+        self.forward(sig, acts);
     }
 
     /// Process groups of the main command and every service with a process.
@@ -341,10 +376,13 @@ impl Supervisor {
             .collect()
     }
 
+    /// `attempt`: the network attempt a result names; None for an exec
+    /// probe (matched by its pid) or a timeout the core decided itself.
     fn on_probe_result(
         &mut self,
         i: usize,
         generation: u64,
+        attempt: Option<u64>,
         ok: bool,
         now: Instant,
         acts: &mut Vec<Action>,
@@ -352,17 +390,18 @@ impl Supervisor {
         let Some(s) = self.services.get_mut(i) else {
             return;
         };
-        if s.generation != generation || s.probe_mut().and_then(|p| p.inflight.as_ref()).is_none() {
+        let inflight = s.probe_mut().and_then(|p| p.inflight.as_ref());
+        let current = inflight.is_some_and(|f| attempt.is_none_or(|a| a == f.attempt));
+        if s.generation != generation || !current {
             return;
         }
-        if let Some(pid) = s.finish_probe(now) {
-            if !ok {
-                acts.push(Action::SignalGroup {
-                    pgid: pid,
-                    signal: signal::SIGKILL,
-                });
-            }
+        let probe_pid = s.finish_probe(now);
+        if let Some(pid) = probe_pid.filter(|_| !ok) {
+            self.kill_untracked(pid, acts);
         }
+        let Some(s) = self.services.get_mut(i) else {
+            return;
+        };
         if !ok {
             let text = format!("{}: readiness probe failed", s.name());
             self.note(Level::Debug, text);
@@ -373,6 +412,7 @@ impl Supervisor {
 
     /// Timers, scheduling and shutdown progress, after every event.
     fn step(&mut self, now: Instant, acts: &mut Vec<Action>) {
+        self.drain_timers(now, acts);
         if self.shutdown.is_none() {
             self.run_timers(now, acts);
             self.start_what_can_start(now, acts);
@@ -405,13 +445,14 @@ impl Supervisor {
             .is_some_and(|f| now >= f.deadline);
         if timed_out {
             let generation = s.generation;
-            return self.on_probe_result(i, generation, false, now, acts);
+            return self.on_probe_result(i, generation, None, false, now, acts);
         }
         match s.probe_due(now) {
             Some(ProbeKind::Exec) => acts.push(Action::Spawn(Who::Probe(i))),
             Some(ProbeKind::Network) => acts.push(Action::Probe {
                 service: i,
                 generation: s.generation,
+                attempt: s.probe_mut().map_or(0, |p| p.attempts),
             }),
             None => {}
         }

@@ -3,19 +3,19 @@
 
 use std::time::{Duration, Instant};
 
-use super::signal::{SIGINT, SIGKILL, SIGTERM};
+use super::signal::{SIGCONT, SIGINT, SIGKILL, SIGTERM};
 use super::snapshot::Phase;
 use super::types::*;
 use super::Supervisor;
 
-const SIGHUP: i32 = 1;
-const SIGUSR1: i32 = 10;
+pub(super) const SIGHUP: i32 = 1;
+pub(super) const SIGUSR1: i32 = 10;
 
-fn ms(n: u64) -> Duration {
+pub(super) fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
-fn run_policy(has_main: bool, waves: Vec<Vec<usize>>) -> RunPolicy {
+pub(super) fn run_policy(has_main: bool, waves: Vec<Vec<usize>>) -> RunPolicy {
     RunPolicy {
         drain: Duration::ZERO,
         timeout: Duration::from_secs(9),
@@ -30,48 +30,58 @@ fn run_policy(has_main: bool, waves: Vec<Vec<usize>>) -> RunPolicy {
 }
 
 /// A service policy with dependencies.
-fn svc(name: &str, deps: &[usize]) -> ServicePolicy {
+pub(super) fn svc(name: &str, deps: &[usize]) -> ServicePolicy {
     let mut p = ServicePolicy::new(name);
     p.depends_on = deps.to_vec();
     p
 }
 
-struct Run {
-    sup: Supervisor,
-    t0: Instant,
-    next_pid: i32,
+pub(super) struct Run {
+    pub(super) sup: Supervisor,
+    pub(super) t0: Instant,
+    pub(super) next_pid: i32,
+    /// Answer every `WatchGroup` with `GroupGone` at once, as the shell
+    /// does for a group with nothing left in it.
+    pub(super) empty_groups: bool,
 }
 
 impl Run {
-    fn new(policies: Vec<ServicePolicy>, run: RunPolicy) -> Self {
+    pub(super) fn new(policies: Vec<ServicePolicy>, run: RunPolicy) -> Self {
         Run {
             sup: Supervisor::new(policies, run),
             t0: Instant::now(),
             next_pid: 100,
+            empty_groups: true,
         }
     }
 
-    fn at(&self, t: u64) -> Instant {
+    pub(super) fn at(&self, t: u64) -> Instant {
         self.t0 + ms(t)
     }
 
-    fn ev(&mut self, t: u64, e: Event) -> Vec<Action> {
+    pub(super) fn ev(&mut self, t: u64, e: Event) -> Vec<Action> {
         self.sup.on_event(self.at(t), e)
     }
 
     /// Feeds an event and reports every spawn as successful, the way the
     /// shell does; returns all actions with spawns resolved to pids.
-    fn step(&mut self, t: u64, e: Event) -> Vec<Action> {
+    pub(super) fn step(&mut self, t: u64, e: Event) -> Vec<Action> {
         let mut out = Vec::new();
         let mut queue = vec![e];
         while let Some(e) = queue.pop() {
             for a in self.ev(t, e) {
-                if let Action::Spawn(who) = a {
-                    self.next_pid += 1;
-                    queue.push(Event::Spawned {
-                        who,
-                        pid: self.next_pid,
-                    });
+                match a {
+                    Action::Spawn(who) => {
+                        self.next_pid += 1;
+                        queue.push(Event::Spawned {
+                            who,
+                            pid: self.next_pid,
+                        });
+                    }
+                    Action::WatchGroup { pgid } if self.empty_groups => {
+                        queue.push(Event::GroupGone { pgid });
+                    }
+                    _ => {}
                 }
                 out.push(a);
             }
@@ -79,26 +89,26 @@ impl Run {
         out
     }
 
-    fn pid(&self, i: usize) -> i32 {
+    pub(super) fn pid(&self, i: usize) -> i32 {
         self.sup.snapshot().services[i]
             .pid
             .expect("service has a pid")
     }
 
-    fn main_pid(&self) -> i32 {
+    pub(super) fn main_pid(&self) -> i32 {
         self.sup.snapshot().main_pid.expect("main runs")
     }
 
-    fn phase(&self, i: usize) -> Phase {
+    pub(super) fn phase(&self, i: usize) -> Phase {
         self.sup.snapshot().services[i].phase
     }
 
-    fn exit(&mut self, t: u64, pid: i32, status: ExitStatus) -> Vec<Action> {
+    pub(super) fn exit(&mut self, t: u64, pid: i32, status: ExitStatus) -> Vec<Action> {
         self.step(t, Event::Exited { pid, status })
     }
 }
 
-fn spawns(acts: &[Action]) -> Vec<Who> {
+pub(super) fn spawns(acts: &[Action]) -> Vec<Who> {
     acts.iter()
         .filter_map(|a| match a {
             Action::Spawn(w) => Some(*w),
@@ -107,16 +117,38 @@ fn spawns(acts: &[Action]) -> Vec<Who> {
         .collect()
 }
 
-fn signals(acts: &[Action]) -> Vec<(i32, i32)> {
+/// The group signals, without the SIGCONT that follows every stop signal
+/// (`conts` checks those).
+pub(super) fn signals(acts: &[Action]) -> Vec<(i32, i32)> {
     acts.iter()
         .filter_map(|a| match a {
-            Action::SignalGroup { pgid, signal } => Some((*pgid, *signal)),
+            Action::SignalGroup { pgid, signal } if *signal != SIGCONT => Some((*pgid, *signal)),
             _ => None,
         })
         .collect()
 }
 
-fn exit_code(acts: &[Action]) -> Option<i32> {
+/// Groups that got SIGCONT.
+pub(super) fn conts(acts: &[Action]) -> Vec<i32> {
+    acts.iter()
+        .filter_map(|a| match a {
+            Action::SignalGroup { pgid, signal } if *signal == SIGCONT => Some(*pgid),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Signals to what is left of drained groups.
+pub(super) fn leftover_signals(acts: &[Action]) -> Vec<(i32, i32)> {
+    acts.iter()
+        .filter_map(|a| match a {
+            Action::SignalLeftovers { pgid, signal } => Some((*pgid, *signal)),
+            _ => None,
+        })
+        .collect()
+}
+
+pub(super) fn exit_code(acts: &[Action]) -> Option<i32> {
     acts.iter().find_map(|a| match a {
         Action::Exit(c) => Some(*c),
         _ => None,
@@ -221,7 +253,7 @@ fn waves_start_in_dependency_order() {
     );
 }
 
-fn probed(name: &str, deps: &[usize], kind: ProbeKind) -> ServicePolicy {
+pub(super) fn probed(name: &str, deps: &[usize], kind: ProbeKind) -> ServicePolicy {
     let mut p = svc(name, deps);
     p.probe = Some(ProbePolicy {
         kind,
@@ -241,7 +273,8 @@ fn a_dependent_waits_for_the_probe_to_pass() {
     assert_eq!(spawns(&acts), vec![Who::Service(0)]);
     assert!(acts.contains(&Action::Probe {
         service: 0,
-        generation: 1
+        generation: 1,
+        attempt: 1
     }));
     assert_eq!(r.phase(0), Phase::Starting);
     assert!(spawns(&r.step(
@@ -249,6 +282,7 @@ fn a_dependent_waits_for_the_probe_to_pass() {
         Event::ProbeResult {
             service: 0,
             generation: 1,
+            attempt: 1,
             ok: false
         }
     ))
@@ -256,13 +290,27 @@ fn a_dependent_waits_for_the_probe_to_pass() {
     assert_eq!(r.sup.next_deadline(), Some(r.at(100)));
     assert!(r.step(100, Event::Tick).contains(&Action::Probe {
         service: 0,
-        generation: 1
+        generation: 1,
+        attempt: 2
     }));
+    // A late answer of the first attempt is not credited to the second.
+    let late = r.step(
+        105,
+        Event::ProbeResult {
+            service: 0,
+            generation: 1,
+            attempt: 1,
+            ok: true,
+        },
+    );
+    assert!(spawns(&late).is_empty());
+    assert_eq!(r.phase(0), Phase::Starting);
     let acts = r.step(
         110,
         Event::ProbeResult {
             service: 0,
             generation: 1,
+            attempt: 2,
             ok: true,
         },
     );
@@ -295,6 +343,7 @@ fn a_stale_probe_result_is_ignored() {
         Event::ProbeResult {
             service: 0,
             generation: 1,
+            attempt: 1,
             ok: true,
         },
     );
@@ -461,6 +510,7 @@ fn main_command_starts_after_services_and_its_status_wins() {
             Event::ProbeResult {
                 service: 0,
                 generation: 1,
+                attempt: 1,
                 ok: true
             }
         )),
@@ -575,6 +625,7 @@ fn sigterm_while_starting_stops_the_starting_service() {
             Event::ProbeResult {
                 service: 0,
                 generation: 1,
+                attempt: 1,
                 ok: true
             }
         )

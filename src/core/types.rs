@@ -68,6 +68,26 @@ pub struct ServicePolicy {
     pub stop_signal: i32,
     pub stop_timeout: Duration,
     pub probe: Option<ProbePolicy>,
+    /// Which forwarded (non-shutdown) signals reach this service.
+    pub forward: Forward,
+}
+
+/// The `forward` key: which of the signals rinit forwards reach a service.
+/// The shutdown signals are not forwarded as such and never filtered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Forward {
+    All,
+    /// Only these signal numbers (empty: `none`).
+    Only(Vec<i32>),
+}
+
+impl Forward {
+    pub fn allows(&self, sig: i32) -> bool {
+        match self {
+            Forward::All => true,
+            Forward::Only(list) => list.contains(&sig),
+        }
+    }
 }
 
 impl ServicePolicy {
@@ -87,6 +107,7 @@ impl ServicePolicy {
             stop_signal: crate::core::signal::SIGTERM,
             stop_timeout: Duration::from_secs(5),
             probe: None,
+            forward: Forward::All,
         }
     }
 
@@ -141,14 +162,75 @@ pub enum Event {
     /// The reaper found no child left at all.
     NoChildren,
     Signal(i32),
-    /// A network readiness probe finished.
+    /// The process group `pgid`, watched after `WatchGroup`, is empty: its
+    /// leader and every other member have been reaped.
+    GroupGone {
+        pgid: i32,
+    },
+    /// A network readiness probe finished: the attempt the core asked for
+    /// (a result of any other attempt is stale and dropped).
     ProbeResult {
         service: usize,
         generation: u64,
+        attempt: u64,
         ok: bool,
     },
     /// A deadline from `next_deadline` passed.
     Tick,
+    /// An operator's request (`rinit ctl`); answered by `Action::Reply`.
+    Control(Request),
+}
+
+/// Names a control request, so its reply finds the connection waiting.
+pub type RequestId = u64;
+
+/// What an operator asks of some services (SPEC section 10).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verb {
+    /// Bring up (with its dependencies that are not up), fresh crash-loop
+    /// window; reply when ready (or failed).
+    Start,
+    /// Graceful stop with its own stop rules; the service becomes `down`;
+    /// reply when every process of it is reaped.
+    Stop,
+    /// Stop, then start; not counted in `restarts` nor backoff; reply when
+    /// ready again.
+    Restart,
+    /// Send this signal to each one's process group; reply at once.
+    Signal(i32),
+}
+
+/// A control request, already resolved to service indices by the shell (an
+/// unknown name never reaches the core), in the order given.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Request {
+    pub id: RequestId,
+    pub verb: Verb,
+    pub services: Vec<usize>,
+    /// False: reply as soon as the request is accepted (`--no-wait`).
+    pub wait: bool,
+    /// Reply with a failure if what was asked has not happened by then.
+    pub timeout: Duration,
+}
+
+/// How one service fared in a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceOutcome {
+    pub service: usize,
+    pub ok: bool,
+    /// For a person: "ready", "down; still running and depending on it: web",
+    /// "failed (exit code 3)", "timed out waiting for ready".
+    pub detail: String,
+}
+
+/// The answer to a request: `ok` only when every service's outcome is.
+/// `refused` (nothing was changed): a shutdown is under way, for example.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reply {
+    pub id: RequestId,
+    pub ok: bool,
+    pub refused: Option<String>,
+    pub services: Vec<ServiceOutcome>,
 }
 
 #[cfg(test)]
@@ -173,6 +255,7 @@ pub enum Action {
     Probe {
         service: usize,
         generation: u64,
+        attempt: u64,
     },
     /// Send a signal to a process group (ESRCH is fine).
     SignalGroup {
@@ -182,7 +265,23 @@ pub enum Action {
     /// Send a signal to every process left: all of the namespace as PID 1,
     /// else every descendant.
     SignalAll(i32),
+    /// The leader of group `pgid` has been reaped: check at once whether
+    /// anything is left of the group (`kill(-pgid, 0)`), and again after
+    /// every reaped exit, and report `GroupGone` once it is empty.
+    WatchGroup {
+        pgid: i32,
+    },
+    /// Signal what is left of a watched group, if anything: the only way
+    /// the core signals a group whose leader's exit it has seen.
+    SignalLeftovers {
+        pgid: i32,
+        signal: i32,
+    },
+    /// Log every process still left (pid and state) before giving up.
+    LogLeftovers,
     Exit(i32),
+    /// The answer to a `Control` request, once what it asked has happened.
+    Reply(Reply),
 }
 
 /// `now + d` that cannot panic: durations come from user config, and an

@@ -89,8 +89,22 @@ fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
         .then(|| &s[prefix.len()..])
 }
 
+/// What the answers carry beside the supervisor's snapshot: figures the io
+/// thread keeps itself.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Extras {
+    /// Bytes of rinit's stdout and stderr dropped because nobody read them.
+    pub log_dropped: [u64; 2],
+}
+
 /// The full response to a parsed request, answered from `snap`.
-pub fn respond(method: &str, target: &str, snap: &Snapshot, now: Instant) -> Vec<u8> {
+pub fn respond(
+    method: &str,
+    target: &str,
+    snap: &Snapshot,
+    extras: &Extras,
+    now: Instant,
+) -> Vec<u8> {
     let Some(which) = endpoint(target) else {
         return error_response(404, method == "HEAD");
     };
@@ -110,7 +124,7 @@ pub fn respond(method: &str, target: &str, snap: &Snapshot, now: Instant) -> Vec
             (if ok { 200 } else { 503 }, JSON, body)
         }
         Endpoint::Status => (200, JSON, render::status_json(snap, now)),
-        Endpoint::Metrics => (200, PROMETHEUS, render::metrics_text(snap)),
+        Endpoint::Metrics => (200, PROMETHEUS, render::metrics_text(snap, extras)),
     };
     build(status, content_type, &body, head_only)
 }
@@ -207,7 +221,7 @@ mod tests {
     fn routing_statuses_and_headers() {
         let snap = Snapshot::empty();
         let now = Instant::now();
-        let ok = text(respond("GET", "/healthz", &snap, now));
+        let ok = text(respond("GET", "/healthz", &snap, &Extras::default(), now));
         assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
         for header in [
             "Content-Type: application/json\r\n",
@@ -216,16 +230,22 @@ mod tests {
         ] {
             assert!(ok.contains(header), "{header} missing in {ok}");
         }
-        let head = text(respond("HEAD", "/healthz", &snap, now));
+        let head = text(respond("HEAD", "/healthz", &snap, &Extras::default(), now));
         let (head_part, body) = ok.split_once("\r\n\r\n").unwrap();
         assert_eq!(head, format!("{head_part}\r\n\r\n"));
         assert!(ok.contains(&format!("Content-Length: {}\r\n", body.len())));
-        let post = text(respond("POST", "/status", &snap, now));
+        let post = text(respond("POST", "/status", &snap, &Extras::default(), now));
         assert!(post.starts_with("HTTP/1.1 405 "));
         assert!(post.contains("Allow: GET, HEAD\r\n"));
-        assert!(text(respond("GET", "/nope", &snap, now)).starts_with("HTTP/1.1 404 "));
-        assert!(text(respond("DELETE", "/nope", &snap, now)).starts_with("HTTP/1.1 404 "));
-        let metrics = text(respond("GET", "/metrics", &snap, now));
+        assert!(
+            text(respond("GET", "/nope", &snap, &Extras::default(), now))
+                .starts_with("HTTP/1.1 404 ")
+        );
+        assert!(
+            text(respond("DELETE", "/nope", &snap, &Extras::default(), now))
+                .starts_with("HTTP/1.1 404 ")
+        );
+        let metrics = text(respond("GET", "/metrics", &snap, &Extras::default(), now));
         assert!(metrics.contains("Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"));
         let bad = text(error_response(400, false));
         assert!(bad.starts_with("HTTP/1.1 400 Bad Request\r\n"));

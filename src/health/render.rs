@@ -187,7 +187,7 @@ pub fn push_json_str(out: &mut String, s: &str) {
 }
 
 /// The body of `/metrics`, text exposition format 0.0.4.
-pub fn metrics_text(snap: &Snapshot) -> String {
+pub fn metrics_text(snap: &Snapshot, extras: &super::http::Extras) -> String {
     let mut out = String::with_capacity(1024 + 600 * snap.services.len());
     family(
         &mut out,
@@ -234,6 +234,7 @@ pub fn metrics_text(snap: &Snapshot) -> String {
         let _ = writeln!(out, " {}", s.restarts);
     }
     metrics_run_wide(&mut out, snap);
+    log_metrics(&mut out, extras);
     out
 }
 
@@ -259,6 +260,21 @@ fn metrics_run_wide(out: &mut String, snap: &Snapshot) {
         "1 while a shutdown is under way, else 0.",
     );
     let _ = writeln!(out, "rinit_shutting_down {}", u8::from(snap.shutting_down));
+}
+
+fn log_metrics(out: &mut String, extras: &super::http::Extras) {
+    family(
+        out,
+        "rinit_log_dropped_bytes_total",
+        "counter",
+        "Bytes of output rinit dropped because its stdout or stderr was not being read.",
+    );
+    for (stream, n) in ["stdout", "stderr"].iter().zip(extras.log_dropped) {
+        let _ = writeln!(
+            out,
+            "rinit_log_dropped_bytes_total{{stream=\"{stream}\"}} {n}"
+        );
+    }
 }
 
 /// The HELP and TYPE lines of one family (help texts are constants with no

@@ -351,7 +351,7 @@ fn metrics_are_valid_exposition_text() {
     let now = Instant::now();
     let mut snap = every_phase(now);
     snap.shutting_down = true;
-    let text = metrics_text(&snap);
+    let text = metrics_text(&snap, &crate::health::http::Extras::default());
     let samples = check_exposition(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
     let value = |name: &str, labels: &[(&str, &str)]| -> f64 {
         let found = samples.iter().find(|(n, l, _)| {
@@ -406,7 +406,8 @@ fn metrics_are_valid_exposition_text() {
 
 #[test]
 fn metrics_of_an_empty_snapshot_are_valid() {
-    let text = metrics_text(&Snapshot::empty());
+    let text = metrics_text(&Snapshot::empty(), &crate::health::http::Extras::default());
     let samples = check_exposition(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
-    assert_eq!(samples.len(), 3);
+    // Reaped, orphans, shutting down, and dropped output per stream.
+    assert_eq!(samples.len(), 5);
 }

@@ -1,32 +1,29 @@
-//! The HTTP server thread: one `poll(2)` loop over a non-blocking listener
-//! and a bounded set of non-blocking connections, answering each request
-//! from the latest published snapshot.
+//! The HTTP server, one component of the io thread's `poll(2)` loop: a
+//! non-blocking listener and a bounded set of non-blocking connections,
+//! answering each request from the latest published snapshot.
 //!
 //! Invariants:
 //! - no socket call blocks: the listener and every connection are
-//!   non-blocking, and the thread sleeps only in `poll`;
+//!   non-blocking, and the io thread sleeps only in `poll`;
 //! - at most `max_conns` connections are open (fewer for a while after
 //!   running out of descriptors); when full, a new connection evicts the
 //!   oldest one that is not sending a response;
 //! - every connection has a deadline (complete head, then response written,
 //!   then a short lingering close) and is closed when it passes;
-//! - the poll timeout is the nearest deadline, and infinite when nothing is
-//!   pending, so an idle server never wakes up;
+//! - `next_deadline` is the nearest deadline, and none when nothing is
+//!   pending, so an idle server never wakes the loop;
 //! - no error ends the loop: out of descriptors or memory, the oldest
 //!   connection makes room (or, with none open, the listener pauses
 //!   briefly); transient accept errors are skipped; nothing ever spins.
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsFd;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use nix::errno::Errno;
-use nix::poll::{PollFd, PollFlags, PollTimeout};
-
-use super::http::{self, Parsed};
+use super::http::{self, Extras, Parsed};
 use super::Published;
 
 /// The bounds of the server; `Limits::default()` is what rinit uses.
@@ -92,26 +89,20 @@ impl Limits {
     }
 }
 
-/// Starts the server thread on `listener`, answering from `published`,
-/// within `limits`.
+/// Starts a thread running an io loop that serves only `listener`, within
+/// `limits` (rinit itself serves it from its one io thread).
 pub fn serve_with(
     listener: TcpListener,
     published: Arc<Published>,
     limits: Limits,
 ) -> io::Result<JoinHandle<()>> {
-    listener.set_nonblocking(true)?;
     let name = limits.thread_name.clone();
-    let server = Server {
-        listener,
-        published,
-        limits,
-        conns: Vec::new(),
-        paused_until: None,
-        fd_cap: None,
-    };
+    let server = Server::new(listener, published, limits)?;
+    let io = crate::io::IoLoop::new(false, crate::io::probe::Resolver::default())?;
+    let mut io = io.with_health(server);
     std::thread::Builder::new()
         .name(name)
-        .spawn(move || server.run())
+        .spawn(move || io.run())
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -142,7 +133,7 @@ struct Conn {
     deadline: Instant,
 }
 
-struct Server {
+pub struct Server {
     listener: TcpListener,
     published: Arc<Published>,
     limits: Limits,
@@ -153,95 +144,81 @@ struct Server {
     fd_cap: Option<(usize, Instant)>,
 }
 
-/// What one `poll` reported.
-struct Ready {
-    listener: bool,
-    conns: Vec<PollFlags>,
-}
-
 impl Server {
-    fn run(mut self) {
-        loop {
-            self.turn();
-        }
+    pub fn new(
+        listener: TcpListener,
+        published: Arc<Published>,
+        limits: Limits,
+    ) -> io::Result<Server> {
+        listener.set_nonblocking(true)?;
+        Ok(Server {
+            listener,
+            published,
+            limits,
+            conns: Vec::new(),
+            paused_until: None,
+            fd_cap: None,
+        })
     }
 
-    /// One loop turn: expire, wait, serve ready connections, accept.
-    fn turn(&mut self) {
-        let now = Instant::now();
+    /// Closes connections past their deadline, ends an accept pause.
+    pub fn on_timers(&mut self, now: Instant) {
         self.conns.retain(|c| c.deadline > now);
         if self.paused_until.is_some_and(|t| t <= now) {
             self.paused_until = None;
         }
-        let timeout = self.poll_timeout(now);
-        let ready = match self.wait(timeout) {
-            Ok(ready) => ready,
-            Err(Errno::EINTR) => return,
-            Err(e) => {
-                // Cannot happen with valid descriptors; do not spin on it.
-                log::warn!("http: poll failed: {e}");
-                std::thread::sleep(self.limits.accept_pause);
-                return;
-            }
+    }
+
+    /// The nearest deadline, if any: an idle server has none.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.conns
+            .iter()
+            .map(|c| c.deadline)
+            .chain(self.paused_until)
+            .min()
+    }
+
+    /// Descriptors to poll, in `on_ready` order: the listener (unless
+    /// paused), then every connection.
+    pub fn interest(&self, fds: &mut Vec<libc::pollfd>) {
+        let pollfd = |fd, events| libc::pollfd {
+            fd,
+            events,
+            revents: 0,
         };
-        let now = Instant::now();
+        if self.paused_until.is_none() {
+            fds.push(pollfd(self.listener.as_raw_fd(), libc::POLLIN));
+        }
+        for conn in &self.conns {
+            let events = match conn.stage {
+                Stage::Reading | Stage::Draining => libc::POLLIN,
+                Stage::Writing => libc::POLLOUT,
+            };
+            fds.push(pollfd(conn.stream.as_raw_fd(), events));
+        }
+    }
+
+    /// Serves what poll reported for the descriptors `interest` gave.
+    pub fn on_ready(&mut self, revents: &[libc::c_short], now: Instant) {
+        let mut flags = revents.iter().copied();
+        let listener = self.paused_until.is_none() && flags.next().is_some_and(|f| f != 0);
         let mut keep = Vec::with_capacity(self.conns.len());
-        for (mut conn, flags) in std::mem::take(&mut self.conns).into_iter().zip(ready.conns) {
-            if flags.is_empty() || self.progress(&mut conn, flags, now) == Flow::Keep {
+        for (mut conn, ev) in std::mem::take(&mut self.conns)
+            .into_iter()
+            .zip(flags.chain(std::iter::repeat(0)))
+        {
+            if ev == 0 || self.progress(&mut conn, ev, now) == Flow::Keep {
                 keep.push(conn);
             }
         }
         self.conns = keep;
-        if ready.listener {
+        if listener {
             self.accept_some(now);
         }
     }
 
-    /// The nearest deadline as a poll timeout (rounded up to whole
-    /// milliseconds so a sub-millisecond wait does not spin), or none.
-    fn poll_timeout(&self, now: Instant) -> PollTimeout {
-        let nearest = self
-            .conns
-            .iter()
-            .map(|c| c.deadline)
-            .chain(self.paused_until)
-            .min();
-        match nearest {
-            None => PollTimeout::NONE,
-            Some(t) => {
-                let micros = t.saturating_duration_since(now).as_micros();
-                let millis = i32::try_from(micros.div_ceil(1000)).unwrap_or(i32::MAX);
-                PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX)
-            }
-        }
-    }
-
-    fn wait(&self, timeout: PollTimeout) -> Result<Ready, Errno> {
-        let listen = self.paused_until.is_none();
-        let mut fds = Vec::with_capacity(self.conns.len() + 1);
-        if listen {
-            fds.push(PollFd::new(self.listener.as_fd(), PollFlags::POLLIN));
-        }
-        for conn in &self.conns {
-            let events = match conn.stage {
-                Stage::Reading | Stage::Draining => PollFlags::POLLIN,
-                Stage::Writing => PollFlags::POLLOUT,
-            };
-            fds.push(PollFd::new(conn.stream.as_fd(), events));
-        }
-        nix::poll::poll(&mut fds, timeout)?;
-        let mut flags = fds
-            .iter()
-            .map(|fd| fd.revents().unwrap_or(PollFlags::empty()));
-        let listener = listen && flags.next().is_some_and(|f| !f.is_empty());
-        Ok(Ready {
-            listener,
-            conns: flags.collect(),
-        })
-    }
-
-    fn progress(&self, conn: &mut Conn, flags: PollFlags, now: Instant) -> Flow {
-        if flags.contains(PollFlags::POLLNVAL) {
+    fn progress(&self, conn: &mut Conn, revents: libc::c_short, now: Instant) -> Flow {
+        if revents & libc::POLLNVAL != 0 {
             return Flow::Close;
         }
         match conn.stage {
@@ -277,7 +254,7 @@ impl Server {
             Parsed::Reject(status) => http::error_response(status, false),
             Parsed::Request { method, target } => {
                 let snapshot = self.published.current();
-                http::respond(method, target, &snapshot, now)
+                http::respond(method, target, &snapshot, &extras(), now)
             }
         };
         conn.buf = response;
@@ -455,6 +432,17 @@ fn accept_error(e: &io::Error) -> AcceptError {
             | libc::ETIMEDOUT,
         ) => AcceptError::Transient,
         _ => AcceptError::Unexpected,
+    }
+}
+
+/// What the server reports beside the snapshot: rinit's own output losses.
+fn extras() -> Extras {
+    let sink = crate::io::sink::global();
+    Extras {
+        log_dropped: [
+            sink.dropped(crate::io::sink::Stream::Stdout),
+            sink.dropped(crate::io::sink::Stream::Stderr),
+        ],
     }
 }
 

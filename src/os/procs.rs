@@ -63,6 +63,47 @@ pub fn descendants(root: i32) -> Vec<i32> {
     out
 }
 
+/// Every process left (as PID 1: all others in the namespace; otherwise
+/// rinit's descendants), each as `pid (name) state-letter`, for the log
+/// line of a shutdown that gives up.
+pub fn leftovers() -> Vec<String> {
+    let own = std::process::id() as i32;
+    let pids: Vec<i32> = if is_pid1() {
+        all_pids().into_iter().filter(|&p| p != own).collect()
+    } else {
+        descendants(own)
+    };
+    pids.into_iter()
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            Some(describe_stat(pid, &stat))
+        })
+        .collect()
+}
+
+fn all_pids() -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
+        .collect()
+}
+
+/// `pid (name) S` from /proc/PID/stat: the name in parentheses may hold
+/// spaces and parentheses; the state letter follows the last `)`.
+pub fn describe_stat(pid: i32, stat: &str) -> String {
+    let (open, close) = (stat.find('('), stat.rfind(')'));
+    let name = match (open, close) {
+        (Some(o), Some(c)) if o < c => &stat[o + 1..c],
+        _ => "?",
+    };
+    let state = close
+        .and_then(|c| stat[c + 1..].split_whitespace().next())
+        .unwrap_or("?");
+    format!("{pid} ({name}) {state}")
+}
+
 fn read_ppid(pid: i32) -> Option<i32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     parse_ppid(&stat)
@@ -98,5 +139,14 @@ mod tests {
         assert_eq!(parse_ppid("12 (a) b) S 7 12 12 0"), Some(7));
         assert_eq!(parse_ppid("12 (sleep) S 1 12"), Some(1));
         assert_eq!(parse_ppid("garbage"), None);
+    }
+
+    #[test]
+    fn leftovers_are_named_with_their_state() {
+        assert_eq!(
+            describe_stat(7, "7 (my (odd) name) D 1 7 7 0"),
+            "7 (my (odd) name) D"
+        );
+        assert_eq!(describe_stat(8, "garbage"), "8 (?) ?");
     }
 }

@@ -5,51 +5,75 @@
 //! is SIG_DFL unless the signal is blocked; blocked ones stay pending until
 //! taken, so none is lost.
 
-use super::sys::SignalSet;
+use super::sys::{Pid, SigInfo, SignalSet};
 
-/// Catchable signals that rinit does not forward: SIGCHLD is the reaper's
-/// business; SIGPIPE, SIGTTIN and SIGTTOU arise from rinit's own writes and
-/// terminal hand-off and stay ignored; the rest cannot be caught or are
-/// reserved for faults.
-fn forwarded(sig: i32) -> bool {
-    !matches!(
-        sig,
-        libc::SIGCHLD
-            | libc::SIGPIPE
-            | libc::SIGTTIN
-            | libc::SIGTTOU
-            | libc::SIGKILL
-            | libc::SIGSTOP
-            | libc::SIGILL
-            | libc::SIGFPE
-            | libc::SIGSEGV
-            | libc::SIGBUS
-            | libc::SIGSYS
-            | libc::SIGTRAP
-            | libc::SIGABRT
-    )
+/// Catchable signals that rinit does not take: SIGCHLD is the reaper's
+/// business (waitpid needs no signal); SIGKILL and SIGSTOP cannot be
+/// caught. Everything else is blocked and taken, the "fault" signals too:
+/// a real fault in rinit is forced through the block by the kernel (it
+/// resets the action to the default and kills us), so only sent ones
+/// ever reach sigwaitinfo.
+fn taken(sig: i32) -> bool {
+    !matches!(sig, libc::SIGCHLD | libc::SIGKILL | libc::SIGSTOP)
 }
 
-pub fn forwarded_signals() -> Vec<i32> {
+pub fn taken_signals() -> Vec<i32> {
     let realtime = libc::SIGRTMIN()..=libc::SIGRTMAX();
-    (1..32).filter(|&s| forwarded(s)).chain(realtime).collect()
+    (1..32).filter(|&s| taken(s)).chain(realtime).collect()
 }
 
-/// Blocks the forwarded signals in the calling thread, and so in every
-/// thread it creates afterwards. Call before any thread exists.
-pub fn block_forwarded() -> SignalSet {
-    let set = SignalSet::new(&forwarded_signals());
+/// SPEC section 2: a signal counts when a process *sent* it (si_code <= 0:
+/// kill, sigqueue, tkill), except one from rinit itself: the kernel sends
+/// the SIGPIPE of rinit's own write to a closed pipe (and SIGXFSZ) as
+/// SI_USER with rinit's own pid. Of what the kernel raises (si_code > 0),
+/// only a terminal's own signals count (hangup, ^C, ^\, ^Z, resize, as
+/// SI_KERNEL): SIGTTIN/SIGTTOU of a terminal hand-off, SIGIO, SIGXCPU and
+/// faults come from rinit's own doings.
+pub fn counts(info: SigInfo, own_pid: Pid) -> bool {
+    if info.code <= 0 {
+        return info.pid != own_pid;
+    }
+    info.code == libc::SI_KERNEL
+        && matches!(
+            info.signo,
+            libc::SIGHUP
+                | libc::SIGINT
+                | libc::SIGQUIT
+                | libc::SIGTSTP
+                | libc::SIGWINCH
+                | libc::SIGCONT
+        )
+}
+
+/// Blocks the taken signals in the calling thread, and so in every thread
+/// it creates afterwards. Call before any thread exists.
+pub fn block_taken() -> SignalSet {
+    let set = SignalSet::new(&taken_signals());
     set.block();
     set
 }
 
-/// Starts the thread that takes each blocked signal and reports it.
+/// Starts the thread that takes each blocked signal and reports those
+/// that count; the rest are dropped.
 pub fn start(set: SignalSet, report: impl Fn(i32) + Send + 'static) -> std::io::Result<()> {
+    let own_pid = std::process::id() as Pid;
     std::thread::Builder::new()
         .name("signals".into())
         .stack_size(64 * 1024)
         .spawn(move || loop {
-            report(set.wait());
+            let info = set.wait();
+            if counts(info, own_pid) {
+                report(info.signo);
+            } else if info.pid != own_pid {
+                // Never a line for rinit's own SIGPIPE/SIGXFSZ: that write
+                // could raise the next one on this very thread, for ever.
+                log::debug!(
+                    "ignored {} raised by the kernel or rinit itself (si_code {}, pid {})",
+                    crate::core::signal::name(info.signo),
+                    info.code,
+                    info.pid
+                );
+            }
         })
         .map(|_| ())
 }
@@ -73,8 +97,54 @@ mod tests {
     }
 
     #[test]
+    fn takes_every_catchable_signal_but_sigchld() {
+        let f = taken_signals();
+        for s in [
+            libc::SIGPIPE,
+            libc::SIGTTIN,
+            libc::SIGTTOU,
+            libc::SIGSEGV,
+            libc::SIGBUS,
+            libc::SIGFPE,
+            libc::SIGILL,
+            libc::SIGABRT,
+            libc::SIGTRAP,
+            libc::SIGSYS,
+            libc::SIGRTMAX(),
+        ] {
+            assert!(f.contains(&s), "{s}");
+        }
+        for s in [libc::SIGCHLD, libc::SIGKILL, libc::SIGSTOP] {
+            assert!(!f.contains(&s), "{s}");
+        }
+    }
+
+    fn info(signo: i32, code: i32, pid: Pid) -> SigInfo {
+        SigInfo { signo, code, pid }
+    }
+
+    #[test]
+    fn only_what_was_sent_counts() {
+        let own = 1;
+        // kill(2) from the parent namespace (pid 0), from inside, sigqueue, tgkill.
+        assert!(counts(info(libc::SIGSEGV, libc::SI_USER, 0), own));
+        assert!(counts(info(libc::SIGPIPE, libc::SI_USER, 42), own));
+        assert!(counts(info(libc::SIGUSR1, libc::SI_QUEUE, 42), own));
+        assert!(counts(info(libc::SIGTTOU, libc::SI_TKILL, 42), own));
+        // rinit's own write to a closed pipe: SI_USER with its own pid.
+        assert!(!counts(info(libc::SIGPIPE, libc::SI_USER, own), own));
+        assert!(!counts(info(libc::SIGXFSZ, libc::SI_USER, own), own));
+        // Kernel-raised: a terminal's ^C and resize count, the rest not.
+        assert!(counts(info(libc::SIGINT, libc::SI_KERNEL, 0), own));
+        assert!(counts(info(libc::SIGWINCH, libc::SI_KERNEL, 0), own));
+        assert!(!counts(info(libc::SIGTTOU, libc::SI_KERNEL, 0), own));
+        assert!(!counts(info(libc::SIGIO, libc::SI_KERNEL, 0), own));
+        assert!(!counts(info(libc::SIGSEGV, 1, 0), own));
+    }
+
+    #[test]
     fn forwards_the_usual_ones() {
-        let f = forwarded_signals();
+        let f = taken_signals();
         for s in [
             libc::SIGTERM,
             libc::SIGINT,

@@ -290,21 +290,44 @@ fn restore_signal_mask(old: &libc::sigset_t) {
 }
 
 /// Startup hygiene for rinit itself: whatever its parent left blocked or
-/// ignored must not blind it. Unblocks everything; SIGCHLD back to
-/// default (ignored SIGCHLD would make the kernel discard exit statuses);
-/// SIGTTIN/SIGTTOU ignored so a background rinit is never stopped by the
-/// terminal it handed to its child.
-pub fn reset_own_signals() {
+/// ignored must not blind it. The mask becomes exactly `keep_blocked` (the
+/// signals the signal thread takes); SIGCHLD back to default (ignored
+/// SIGCHLD would make the kernel discard exit statuses); SIGTTIN/SIGTTOU
+/// ignored so a background rinit is never stopped by the terminal it
+/// handed to its child; SIGPIPE ignored so a closed stdout is an EPIPE.
+pub fn reset_own_signals(keep_blocked: &SignalSet) {
     // SAFETY: plain signal-mask and disposition changes, made before any
-    // thread exists.
+    // thread exists. Dispositions first: setting SIG_IGN discards a pending
+    // SIGPIPE that unblocking would otherwise deliver with its default
+    // (terminating) action.
     unsafe {
-        let mut empty: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut empty);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
         libc::signal(libc::SIGCHLD, libc::SIG_DFL);
         libc::signal(libc::SIGTTIN, libc::SIG_IGN);
         libc::signal(libc::SIGTTOU, libc::SIG_IGN);
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &keep_blocked.0, std::ptr::null_mut());
+    }
+}
+
+/// Blocks every signal in the calling thread, allocating nothing: safe to
+/// run from a loader constructor, before Rust's runtime exists.
+pub fn block_everything() {
+    // SAFETY: sigset_t is plain data; sigfillset and sigprocmask only read
+    // and write it and the thread's mask.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::sigprocmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
+    }
+}
+
+/// Undoes `block_everything` for the commands that are not an init.
+pub fn unblock_everything() {
+    // SAFETY: as in `block_everything`.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::sigprocmask(libc::SIG_UNBLOCK, &all, std::ptr::null_mut());
     }
 }
 
@@ -334,16 +357,37 @@ impl SignalSet {
         }
     }
 
-    /// Takes the next pending signal of the set (they must be blocked).
-    pub fn wait(&self) -> i32 {
+    /// Takes the next pending signal of the set (they must be blocked),
+    /// with who sent it.
+    pub fn wait(&self) -> SigInfo {
         loop {
-            // SAFETY: sigwaitinfo reads the set; no siginfo is requested.
-            let sig = unsafe { libc::sigwaitinfo(&self.0, std::ptr::null_mut()) };
+            // SAFETY: siginfo_t is plain data for sigwaitinfo to fill.
+            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+            // SAFETY: sigwaitinfo reads the set and writes only `info`.
+            let sig = unsafe { libc::sigwaitinfo(&self.0, &mut info) };
             if sig > 0 {
-                return sig;
+                return SigInfo {
+                    signo: sig,
+                    code: info.si_code,
+                    // SAFETY: the kernel filled `info` for this signal; the
+                    // pid field is read as what it is for kill/sigqueue/
+                    // tkill (si_code <= 0), and is 0 or meaningless for
+                    // kernel-raised ones, which callers judge by si_code.
+                    pid: unsafe { info.si_pid() },
+                };
             }
         }
     }
+}
+
+/// One taken signal: its number, the kernel's `si_code` (<= 0: sent by a
+/// process with kill, sigqueue, tkill...; > 0: raised by the kernel) and
+/// the sender's pid as seen from rinit's namespace (0 from outside it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SigInfo {
+    pub signo: i32,
+    pub code: i32,
+    pub pid: Pid,
 }
 
 /// Blocking wait for any child. Ok((pid, raw status)), or Err(errno).
@@ -418,6 +462,176 @@ pub fn fd_is_open(fd: RawFd) -> bool {
     unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
 }
 
+/// poll(2) over raw descriptors; Ok(number ready) or Err(errno).
+/// `timeout_ms` < 0 waits without a limit.
+pub fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> Result<usize, i32> {
+    // SAFETY: `fds` is a valid, exclusively borrowed array of pollfd of the
+    // length we pass; poll only writes their `revents`.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+    if n < 0 {
+        Err(errno())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// A non-blocking, close-on-exec eventfd: the io thread's doorbell.
+pub fn eventfd() -> Result<std::os::fd::OwnedFd, i32> {
+    // SAFETY: eventfd takes plain integers and returns a new fd or -1.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+    if fd < 0 {
+        return Err(errno());
+    }
+    // SAFETY: `fd` was just created and is owned by nobody else.
+    Ok(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+}
+
+/// Adds 1 to an eventfd (never blocks: EAGAIN means it is already rung).
+pub fn eventfd_ring(fd: RawFd) {
+    let one: u64 = 1;
+    // SAFETY: writes the 8 bytes of a local u64, as eventfd expects.
+    unsafe {
+        libc::write(fd, std::ptr::addr_of!(one).cast(), 8);
+    }
+}
+
+/// Resets an eventfd to zero (non-blocking).
+pub fn eventfd_drain(fd: RawFd) {
+    let mut v: u64 = 0;
+    // SAFETY: reads at most 8 bytes into a local u64.
+    unsafe {
+        libc::read(fd, std::ptr::addr_of_mut!(v).cast(), 8);
+    }
+}
+
+/// write(2) that reports errno; the caller's fd decides whether it blocks.
+pub fn write_fd(fd: RawFd, buf: &[u8]) -> Result<usize, i32> {
+    // SAFETY: reads `buf.len()` bytes from a valid slice.
+    let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+    if n < 0 {
+        Err(errno())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// send(2) with MSG_DONTWAIT | MSG_NOSIGNAL: a non-blocking write to a
+/// socket without changing the flags it shares with other processes.
+pub fn send_nonblocking(fd: RawFd, buf: &[u8]) -> Result<usize, i32> {
+    // SAFETY: reads `buf.len()` bytes from a valid slice.
+    let n = unsafe {
+        libc::send(
+            fd,
+            buf.as_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
+    if n < 0 {
+        Err(errno())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// The file type bits (`S_IFMT`) of an open descriptor.
+pub fn fd_type(fd: RawFd) -> Option<libc::mode_t> {
+    // SAFETY: stat is plain data for fstat to fill.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is valid for writing.
+    (unsafe { libc::fstat(fd, &mut st) } == 0).then_some(st.st_mode & libc::S_IFMT)
+}
+
+/// Starts a non-blocking TCP connect; Ok(socket) also while in progress.
+pub fn tcp_connect_start(addr: &std::net::SocketAddr) -> Result<std::os::fd::OwnedFd, i32> {
+    use std::os::fd::FromRawFd;
+    let (family, storage, len) = sockaddr_of(addr);
+    let kind = libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+    // SAFETY: socket takes plain integers.
+    let fd = unsafe { libc::socket(family, kind, 0) };
+    if fd < 0 {
+        return Err(errno());
+    }
+    // SAFETY: `fd` is new and owned by nobody else.
+    let sock = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    // SAFETY: `storage` holds a valid sockaddr of `len` bytes.
+    let r = unsafe { libc::connect(fd, std::ptr::addr_of!(storage).cast(), len) };
+    if r == 0 || errno() == libc::EINPROGRESS {
+        Ok(sock)
+    } else {
+        Err(errno())
+    }
+}
+
+/// The pending error of a socket (SO_ERROR): 0 once a connect succeeded.
+pub fn socket_error(fd: RawFd) -> i32 {
+    let mut err: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `err` and `len` are valid for getsockopt to fill.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            std::ptr::addr_of_mut!(err).cast(),
+            &mut len,
+        )
+    };
+    if r < 0 {
+        errno()
+    } else {
+        err
+    }
+}
+
+fn sockaddr_of(
+    addr: &std::net::SocketAddr,
+) -> (libc::c_int, libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: sockaddr_storage is plain data, valid when zeroed.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    match addr {
+        std::net::SocketAddr::V4(a) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
+            unsafe { std::ptr::write(std::ptr::addr_of_mut!(storage).cast(), sin) };
+            let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            (libc::AF_INET, storage, len)
+        }
+        std::net::SocketAddr::V6(a) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: a.flowinfo(),
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: a.scope_id(),
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
+            unsafe { std::ptr::write(std::ptr::addr_of_mut!(storage).cast(), sin6) };
+            let len = std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
+            (libc::AF_INET6, storage, len)
+        }
+    }
+}
+
+/// Puts a descriptor this process owns alone (a pipe's read end, a socket
+/// it made) into non-blocking mode.
+pub fn set_nonblocking(fd: RawFd) -> bool {
+    // SAFETY: fcntl on an integer fd; a bad fd returns EBADF.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        flags >= 0 && libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) == 0
+    }
+}
+
 pub fn close(fd: RawFd) {
     // SAFETY: closing an fd this module owns (or was told to drop).
     unsafe {
@@ -431,11 +645,17 @@ pub fn exit_now(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
-/// Writes a message straight to fd 2, for the panic hook (no locks).
+/// Writes a message straight to fd 2, for the panic hook: no locks, and
+/// only if stderr takes it within 100 ms (a stalled reader must not keep a
+/// dying PID 1 alive).
 pub fn write_stderr_raw(msg: &[u8]) {
-    // SAFETY: writing our own buffer to fd 2.
-    unsafe {
-        libc::write(2, msg.as_ptr().cast(), msg.len());
+    let mut p = [libc::pollfd {
+        fd: 2,
+        events: libc::POLLOUT,
+        revents: 0,
+    }];
+    if poll(&mut p, 100).is_ok_and(|n| n == 1) && p[0].revents & libc::POLLOUT != 0 {
+        let _ = write_fd(2, &msg[..msg.len().min(4096)]);
     }
 }
 
@@ -458,4 +678,44 @@ pub fn egid() -> u32 {
 pub fn euid() -> u32 {
     // SAFETY: geteuid cannot fail.
     unsafe { libc::geteuid() }
+}
+
+/// Whether process group `pgid` has any member, zombies included (kill
+/// with signal 0: ESRCH means empty; EPERM means there is one).
+pub fn group_exists(pgid: Pid) -> bool {
+    pgid > 0 && kill(-pgid, 0) != Err(libc::ESRCH)
+}
+
+/// A pidfd for `pid` (Linux 5.3+). Err(ENOSYS) on older kernels, ESRCH
+/// once the process has been reaped.
+pub fn pidfd_open(pid: Pid) -> Result<std::os::fd::OwnedFd, i32> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: pidfd_open takes two integers and returns a new descriptor.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(errno());
+    }
+    // SAFETY: the kernel just gave us this descriptor; nothing else owns it.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Signals the process behind a pidfd: never another process that reused
+/// its pid. ESRCH once it has been reaped (a zombie still takes signal 0).
+pub fn pidfd_send_signal(fd: &std::os::fd::OwnedFd, sig: i32) -> Result<(), i32> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid descriptor, a signal number, no siginfo, no flags.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            fd.as_raw_fd(),
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(errno())
+    }
 }

@@ -454,6 +454,7 @@ pub struct Launch {
     env: Vec<(OsString, Option<OsString>)>,
     stdin: Input,
     stdout: Option<OwnedFd>,
+    stderr: Option<OwnedFd>,
     cwd: Option<PathBuf>,
 }
 
@@ -468,6 +469,7 @@ impl Launch {
             env: Vec::new(),
             stdin: Input::Null,
             stdout: None,
+            stderr: None,
             cwd: None,
         }
     }
@@ -541,6 +543,13 @@ impl Launch {
         self
     }
 
+    /// Replace the captured stderr file with this descriptor (the
+    /// instance's `stderr()` is then empty).
+    pub fn stderr_fd(mut self, fd: OwnedFd) -> Launch {
+        self.stderr = Some(fd);
+        self
+    }
+
     /// The working directory rinit starts in.
     pub fn cwd(mut self, dir: impl AsRef<Path>) -> Launch {
         self.cwd = Some(dir.as_ref().to_path_buf());
@@ -604,7 +613,10 @@ impl Launch {
             Some(fd) => cmd.stdout(Stdio::from(fd)),
             None => cmd.stdout(File::create(&out_path).expect("stdout file")),
         };
-        cmd.stderr(File::create(&err_path).expect("stderr file"));
+        match self.stderr {
+            Some(fd) => cmd.stderr(Stdio::from(fd)),
+            None => cmd.stderr(File::create(&err_path).expect("stderr file")),
+        };
         let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot spawn {:?}: {e}", argv[0]));
