@@ -12,7 +12,7 @@ use std::time::Instant;
 use rinit_pid1::config::{self, ConfigErrors};
 use rinit_pid1::core::snapshot::{Phase, ServiceView, Snapshot};
 use rinit_pid1::core::types::ExitStatus;
-use rinit_pid1::health::http::{self, Parsed, MAX_HEAD};
+use rinit_pid1::health::http::{self, Extras, Parsed, MAX_HEAD};
 
 /// Known gap, not a bug of this code: on this branch a file that is not
 /// UTF-8 fails as a read error with no position. Branch `harden` gives it
@@ -117,7 +117,11 @@ pub fn http_head(data: &[u8], snap: &Snapshot, now: Instant) {
             response(&http::error_response(status, false), false);
         }
         Parsed::Request { method, target } => {
-            response(&http::respond(method, target, snap, now), method == "HEAD");
+            let extras = Extras {
+                log_dropped: [5, 7],
+            };
+            let answer = http::respond(method, target, snap, &extras, now);
+            response(&answer, method == "HEAD");
         }
     }
 }
