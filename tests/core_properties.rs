@@ -578,10 +578,12 @@ impl Shell {
                 if !self.probes.is_empty() {
                     let (service, generation, attempt) =
                         self.probes.remove(pick % self.probes.len());
-                    let attempt = if stale {
-                        attempt.wrapping_add(1)
-                    } else {
-                        attempt
+                    // Stale: a result for an attempt, or a process (generation),
+                    // other than the one asked about.
+                    let (generation, attempt) = match (stale, pick % 2) {
+                        (false, _) => (generation, attempt),
+                        (true, 0) => (generation, attempt.wrapping_add(1)),
+                        (true, _) => (generation.wrapping_sub(1), attempt),
                     };
                     self.feed(Event::ProbeResult {
                         service,
