@@ -7,6 +7,10 @@
 //! events, keeps the table of pids it handed out and which of them are
 //! alive, reports `NoChildren` when the last one is reaped (as the reaper
 //! does), and only ever delivers `Tick` at or after `next_deadline()`.
+//! Before time passes, the children whose exec failed are reaped and
+//! SIGKILL takes effect. Some service processes keep a member in their
+//! group after they exit (a forking server's worker): `WatchGroup` reports
+//! `GroupGone` once that member is reaped too.
 //!
 //! Properties, checked after every event:
 //! - the core never panics;
@@ -16,6 +20,9 @@
 //!   never forgets a process it asked for);
 //! - `SignalGroup` only goes to pgids the shell handed out and whose
 //!   leader's exit has not been reported (a reaped pid may be reused);
+//!   `SignalLeftovers` only to groups the core asked to watch;
+//! - `reaped_total` counts every exit fed, `orphans_reaped` only those of
+//!   processes rinit did not spawn (not failed execs, not killed probes);
 //! - `Exit` only once no child is left, and as the last action;
 //! - no livelock: a deadline that a `Tick` does not move on is a busy loop;
 //! - after SIGTERM, with stubborn processes dying only on SIGKILL and the
