@@ -1,0 +1,152 @@
+//! What must hold for any input to the parsers of hostile input, shared by
+//! the fuzz targets (`fuzz_targets/*.rs`) and the stable regression test
+//! (`tests/fuzz_regressions.rs`), so a kept crash replays exactly the check
+//! that found it. Each function panics when a property fails.
+
+// Each target uses only its own half of these.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use rinit_pid1::config::{self, ConfigErrors};
+use rinit_pid1::core::snapshot::{Phase, ServiceView, Snapshot};
+use rinit_pid1::core::types::ExitStatus;
+use rinit_pid1::health::http::{self, Extras, Parsed, MAX_HEAD};
+
+/// Known gap, not a bug of this code: on this branch a file that is not
+/// UTF-8 fails as a read error with no position. Branch `harden` gives it
+/// the line and column of the first bad byte (`config::utf8`); once that is
+/// merged this message no longer occurs and the exemption can go.
+const UNPLACED_UTF8: &str = "cannot read the config file: stream did not contain valid UTF-8";
+
+/// The config loader and validator on `data`: never a panic; an error
+/// always names a line and column; a valid config has a sane plan.
+/// UTF-8 goes to `config::parse` (what `load` ends in); other bytes are
+/// written to `scratch` and read back through `config::load_with_etc`.
+pub fn config(data: &[u8], etc: &Path, scratch: &Path) {
+    let result = match std::str::from_utf8(data) {
+        Ok(text) => config::parse(Path::new("fuzz.yaml"), text, etc),
+        Err(_) => {
+            if std::fs::write(scratch, data).is_err() {
+                return;
+            }
+            config::load_with_etc(scratch, etc)
+        }
+    };
+    match result {
+        Ok(cfg) => {
+            let _ = config::describe_plan(&cfg);
+            let n = cfg.services.len();
+            let mut planned: Vec<usize> = cfg.waves.iter().flatten().copied().collect();
+            planned.sort_unstable();
+            assert_eq!(
+                planned,
+                (0..n).collect::<Vec<_>>(),
+                "each service in one wave"
+            );
+            for (wave, members) in cfg.waves.iter().enumerate() {
+                for &i in members {
+                    for &d in &cfg.services[i].policy.depends_on {
+                        let dw = cfg.waves.iter().position(|w| w.contains(&d));
+                        assert!(dw.is_some_and(|dw| dw < wave), "dependency not earlier");
+                    }
+                }
+            }
+        }
+        Err(errors) => config_errors(&errors),
+    }
+}
+
+fn config_errors(errors: &ConfigErrors) {
+    assert!(!errors.errors.is_empty(), "an Err with no error in it");
+    for e in &errors.errors {
+        let placed = e.line >= 1 && e.column >= 1;
+        assert!(
+            placed || e.message == UNPLACED_UTF8,
+            "error without a position: {e:?}"
+        );
+        assert!(!e.message.is_empty(), "error without a message: {e:?}");
+    }
+    // Rendering the errors as `rinit check` prints them must not panic.
+    let _ = errors.to_string();
+}
+
+/// A scratch file name of this process, for `config`.
+pub fn scratch_file() -> PathBuf {
+    std::env::temp_dir().join(format!("rinit-fuzz-config-{}.yaml", std::process::id()))
+}
+
+/// A snapshot with one service per phase (names that need escaping
+/// included), so that every endpoint renders something non-trivial.
+pub fn snapshot(now: Instant) -> Snapshot {
+    let services = Phase::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, &phase)| ServiceView {
+            name: format!("svc-{i}\"\\\n{}", phase.as_str()),
+            phase,
+            pid: (i % 2 == 0).then_some(100 + i as i32),
+            restarts: i as u32,
+            last_exit: match i % 3 {
+                0 => None,
+                1 => Some(ExitStatus::Code(i as i32)),
+                _ => Some(ExitStatus::Signal(9)),
+            },
+            since: (i % 2 == 0).then_some(now),
+            critical: i % 2 == 1,
+        })
+        .collect();
+    Snapshot {
+        services,
+        main_pid: Some(7),
+        shutting_down: false,
+        reaped_total: 3,
+        orphans_reaped: 1,
+    }
+}
+
+/// The request-head parser on `data`, and the response to what it accepts:
+/// never a panic; a refusal is 400 or 431; `Partial` never outlives the
+/// size limit; every response is framed right.
+pub fn http_head(data: &[u8], snap: &Snapshot, now: Instant) {
+    match http::parse(data, MAX_HEAD) {
+        Parsed::Partial => assert!(data.len() <= MAX_HEAD, "Partial past the limit"),
+        Parsed::Reject(status) => {
+            assert!(matches!(status, 400 | 431), "refused with {status}");
+            response(&http::error_response(status, false), false);
+        }
+        Parsed::Request { method, target } => {
+            let extras = Extras {
+                log_dropped: [5, 7],
+            };
+            let answer = http::respond(method, target, snap, &extras, now);
+            response(&answer, method == "HEAD");
+        }
+    }
+}
+
+/// Status line, the headers the contract requires, and a Content-Length
+/// that is the body's length (no body at all for HEAD).
+fn response(bytes: &[u8], head_only: bool) {
+    let text = std::str::from_utf8(bytes).expect("responses are UTF-8");
+    assert!(text.starts_with("HTTP/1.1 "), "bad status line: {text:?}");
+    let (head, body) = text.split_once("\r\n\r\n").expect("a head that ends");
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("a Content-Length");
+    for header in [
+        "Content-Type: ",
+        "Cache-Control: no-store",
+        "Connection: close",
+    ] {
+        assert!(head.contains(header), "{header} missing: {head:?}");
+    }
+    if head_only {
+        assert!(body.is_empty(), "HEAD with a body");
+    } else {
+        assert_eq!(body.len(), length, "Content-Length is not the body length");
+    }
+}
