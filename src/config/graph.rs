@@ -105,7 +105,7 @@ fn waves(deps: &[Vec<usize>]) -> (Vec<Vec<usize>>, Vec<bool>) {
                 }
             }
         }
-        next.sort_unstable();
+        let next = crate::core::types::sorted_by_key(next, |&j| j);
         waves.push(std::mem::replace(&mut wave, next));
     }
     let stuck = placed.iter().map(|p| !p).collect();

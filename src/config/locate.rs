@@ -456,9 +456,11 @@ impl<'a> Report<'a> {
     }
 
     /// The errors in file order (stable: same place keeps report order).
-    pub fn into_errors(mut self) -> Vec<ConfigError> {
-        self.errors.sort_by_key(|e| (e.line, e.column));
-        self.errors
+    pub fn into_errors(self) -> Vec<ConfigError> {
+        // One key for (line, column): both are far below 2^32.
+        crate::core::types::sorted_by_key(self.errors, |e| {
+            (e.line.min(u32::MAX as usize) << 32) | e.column.min(u32::MAX as usize)
+        })
     }
 }
 

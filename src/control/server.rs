@@ -74,7 +74,7 @@ struct Conn {
 }
 
 /// Bytes of log lines each follower missed, by service (for /metrics).
-pub type Dropped = std::collections::BTreeMap<String, u64>;
+pub type Dropped = Vec<(String, u64)>;
 
 pub struct ControlServer {
     listener: UnixListener,
@@ -456,7 +456,7 @@ fn feed(
         render_line(&mut line, l);
         if queue.len() + line.len() > FOLLOW_CAP {
             *missed += line.len() as u64;
-            *dropped.entry(l.service.to_string()).or_default() += line.len() as u64;
+            crate::io::stats::bump(dropped, l.service.to_string(), line.len() as u64);
         } else {
             if *missed > 0 && queue.len() + 64 <= FOLLOW_CAP {
                 let note = format!("rinit: {} bytes dropped\n", std::mem::take(missed));

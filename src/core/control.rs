@@ -135,7 +135,7 @@ impl Supervisor {
                 order.push(i);
             }
         }
-        order.sort_by_key(|&i| rank(i));
+        let mut order = super::types::sorted_by_key(order, |&i| rank(i));
         if matches!(verb, Verb::Stop | Verb::Restart) {
             order.reverse();
         }

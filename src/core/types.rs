@@ -292,6 +292,25 @@ pub fn after(now: Instant, d: Duration) -> Instant {
     now.checked_add(d.min(FAR)).unwrap_or(now)
 }
 
+/// Sorts `(key, index)` pairs. Every sort in rinit goes through this one
+/// instantiation: each sort of another type or key closure costs PID 1
+/// a few KiB of code, and the binary must stay under 1 MiB.
+pub fn sort_pairs(pairs: &mut [(usize, usize)]) {
+    pairs.sort_unstable();
+}
+
+/// `items` reordered by `key`, ties kept in their order.
+pub fn sorted_by_key<T>(items: Vec<T>, key: impl Fn(&T) -> usize) -> Vec<T> {
+    let mut keyed: Vec<(usize, usize)> =
+        items.iter().enumerate().map(|(i, t)| (key(t), i)).collect();
+    sort_pairs(&mut keyed);
+    let mut slots: Vec<Option<T>> = items.into_iter().map(Some).collect();
+    keyed
+        .iter()
+        .filter_map(|&(_, i)| slots.get_mut(i).and_then(Option::take))
+        .collect()
+}
+
 /// The earlier of two optional deadlines.
 pub fn deadline_min(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     match (a, b) {

@@ -119,9 +119,10 @@ fn push_service(out: &mut String, s: &ServiceView, now: Instant) {
     push_exit(out, s.last_exit);
     out.push_str(",\"uptime_seconds\":");
     match uptime(s, now) {
-        // Always finite and non-negative, so a valid JSON number.
-        Some(secs) => {
-            let _ = write!(out, "{secs:.3}");
+        // Seconds with three decimals, from integers: rinit links no float
+        // formatting for this.
+        Some(ms) => {
+            let _ = write!(out, "{}.{:03}", ms / 1000, ms % 1000);
         }
         None => out.push_str("null"),
     }
@@ -132,11 +133,11 @@ fn push_service(out: &mut String, s: &ServiceView, now: Instant) {
     out.push('}');
 }
 
-/// Seconds since the live process was spawned; `None` without one.
-fn uptime(s: &ServiceView, now: Instant) -> Option<f64> {
+/// Milliseconds since the live process was spawned; `None` without one.
+fn uptime(s: &ServiceView, now: Instant) -> Option<u128> {
     let since = s.since?;
     s.pid?;
-    Some(now.saturating_duration_since(since).as_secs_f64())
+    Some(now.saturating_duration_since(since).as_millis())
 }
 
 /// `{"code":N}`, `{"signal":"SIGKILL","number":9}` or `null`.

@@ -90,7 +90,7 @@ impl Rings {
             let newer = ring.lines.iter().rev().take_while(|l| l.seq > after);
             out.extend(newer.take(n));
         }
-        out.sort_unstable_by_key(|l| l.seq);
+        let mut out = crate::core::types::sorted_by_key(out, |l| l.seq as usize);
         let skip = out.len().saturating_sub(n);
         out.drain(..skip);
         out

@@ -3,13 +3,22 @@
 //! `logs -f` followers missed, by service. Behind one lock taken only to
 //! bump or copy a counter.
 
-use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
+/// Small lists searched linearly: a handful of verbs and results, a few
+/// services; no map type's code for PID 1 to carry.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
-    pub control: BTreeMap<(&'static str, &'static str), u64>,
-    pub follower_dropped: BTreeMap<String, u64>,
+    pub control: Vec<((&'static str, &'static str), u64)>,
+    pub follower_dropped: Vec<(String, u64)>,
+}
+
+/// Adds `n` to the entry for `key`, making it when missing.
+pub fn bump<K: PartialEq>(list: &mut Vec<(K, u64)>, key: K, n: u64) {
+    match list.iter_mut().find(|(k, _)| *k == key) {
+        Some((_, v)) => *v += n,
+        None => list.push((key, n)),
+    }
 }
 
 fn global() -> MutexGuard<'static, Stats> {
@@ -21,13 +30,13 @@ fn global() -> MutexGuard<'static, Stats> {
 }
 
 pub fn count_control(verb: &'static str, result: &'static str) {
-    *global().control.entry((verb, result)).or_default() += 1;
+    bump(&mut global().control, (verb, result), 1);
 }
 
-pub fn add_follower_dropped(dropped: &mut BTreeMap<String, u64>) {
+pub fn add_follower_dropped(dropped: &mut Vec<(String, u64)>) {
     let mut g = global();
     for (service, n) in std::mem::take(dropped) {
-        *g.follower_dropped.entry(service).or_default() += n;
+        bump(&mut g.follower_dropped, service, n);
     }
 }
 
