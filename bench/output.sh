@@ -78,20 +78,29 @@ run_one() {
                 echo "    command: [\"/bin/sh\", \"-c\", \"cat $WORK/data.$i; exec sleep 3600\"]"
             done
         } >"$WORK/out.yaml"
-        # rinit is PID 1; its host pid is what the consumer reads.
-        "${UNSHARE[@]}" "$WORK/rinit" -q -c "$WORK/out.yaml" 2>/dev/null |
-            python3 "$WORK/consume.py" "$LINES_TOTAL" "$pidf" >"$WORK/one.out" &
+        # rinit is PID 1 and never exits by itself: it writes into a FIFO
+        # the consumer reads in the foreground; its host pid (what the
+        # consumer reads the CPU time of) is found meanwhile.
+        local fifo=$WORK/rinit.fifo
+        rm -f "$fifo"
+        mkfifo "$fifo"
+        "${UNSHARE[@]}" "$WORK/rinit" -q -c "$WORK/out.yaml" >"$fifo" 2>/dev/null &
         local up=$!
-        local t=0
-        until [ -s "$pidf" ] || [ $t -ge 500 ]; do
-            for p in $(pgrep -x rinit); do
-                [ "$(awk '/^NSpid/ {print $NF}' /proc/$p/status 2>/dev/null)" = 1 ] && echo "$p" >"$pidf" && break
+        (
+            for _ in $(seq 500); do
+                for p in $(pgrep -x rinit); do
+                    if [ "$(awk '/^NSpid/ {print $NF}' "/proc/$p/status" 2>/dev/null)" = 1 ] &&
+                        grep -q "$WORK/out.yaml" "/proc/$p/cmdline" 2>/dev/null; then
+                        echo "$p" >"$pidf"
+                        exit 0
+                    fi
+                done
+                sleep 0.01
             done
-            sleep 0.01
-            t=$((t + 1))
-        done
-        wait "$up" || true
-        pkill -KILL -f "$WORK/out.yaml" 2>/dev/null || true
+        ) &
+        python3 "$WORK/consume.py" "$LINES_TOTAL" "$pidf" <"$fifo" >"$WORK/one.out"
+        kill -KILL "$up" 2>/dev/null || true
+        wait "$up" 2>/dev/null || true
         ;;
     cat | s6-log)
         local relay_cmd=(cat)
