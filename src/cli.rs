@@ -20,12 +20,15 @@ usage: rinit [OPTIONS] [--] [CMD [ARG...]]     run CMD and/or the services of a 
        rinit --help | --version
 
 options:
-  -c, --config PATH      services file (env RINIT_CONFIG; default /etc/rinit.yaml if it exists)
+  -c, --config PATH      services file, or `none` (env RINIT_CONFIG; default /etc/rinit.yaml if it exists)
       --health-addr ADDR serve /healthz, /readyz, /status, /metrics on ADDR (env RINIT_HEALTH_ADDR)
       --grace DURATION   cap on the whole shutdown, e.g. 9s, 1m30s (env RINIT_GRACE; default 9s)
       --control PATH     the control socket, or `off` (env RINIT_CONTROL; default with a
                          config: $RINIT_RUNTIME_DIR/control.sock, /run/rinit/control.sock)
   -v / -q                more / less logging (repeatable; env RINIT_LOG takes env_logger filters)
+  -e CODE                exit 0 where rinit would exit CODE (tini's -e; repeatable)
+  -p SIGNAL              have the kernel send rinit SIGNAL when its parent dies (tini's -p)
+  -s, -g, -w, -l         tini's: subreaper and group signalling are always on; -w is -v; -l licence
   -h, --help             this text
   -V, --version          the version
 ";
@@ -39,8 +42,21 @@ pub struct RunArgs {
     pub control: Option<String>,
     /// +1 per -v, -1 per -q.
     pub verbosity: i32,
+    /// `-p SIGNAL` (tini): the signal rinit asks the kernel to send it
+    /// when its parent dies.
+    pub parent_death_signal: Option<i32>,
+    /// `-e CODE` (tini), repeatable: when rinit would exit with CODE, it
+    /// exits 0 instead.
+    pub success_codes: Vec<u8>,
     pub command: Vec<OsString>,
 }
+
+/// `-c none` / `RINIT_CONFIG=none`: no config, even if /etc/rinit.yaml
+/// exists (SPEC section 1).
+pub const NO_CONFIG: &str = "none";
+
+/// tini's `-l`: rinit has no license text of tini's to show.
+pub const LICENSE: &str = "rinit is licensed MIT OR Apache-2.0, at the user's choice.\n";
 
 #[derive(Debug, PartialEq)]
 pub enum Cli {
@@ -55,6 +71,7 @@ pub enum Cli {
     },
     Ctl(crate::control::client::CtlArgs),
     Help,
+    License,
     Version,
 }
 
@@ -82,6 +99,8 @@ fn parse_run(args: Vec<OsString>, env: &dyn Fn(&str) -> Option<OsString>) -> Res
             .transpose()?,
         control: env_string(env, "RINIT_CONTROL")?,
         verbosity: 0,
+        parent_death_signal: None,
+        success_codes: Vec::new(),
         command: Vec::new(),
     };
     while let Some(arg) = p.next().map_err(|e| e.to_string())? {
@@ -96,6 +115,25 @@ fn parse_run(args: Vec<OsString>, env: &dyn Fn(&str) -> Option<OsString>) -> Res
             Short('q') | Long("quiet") => run.verbosity -= 1,
             Short('h') | Long("help") => return Ok(Cli::Help),
             Short('V') | Long("version") => return Ok(Cli::Version),
+            // tini's flags, so that swapping the binary is enough.
+            // -s (be a subreaper) and -g (signal the whole group) are what
+            // rinit always does; -w (warn on reaping) is -v's debug log.
+            Short('s') | Short('g') => {}
+            Short('w') => run.verbosity += 1,
+            Short('l') => return Ok(Cli::License),
+            Short('p') => {
+                let name = string(p.value(), "-p")?;
+                let sig = crate::core::signal::parse(&name).ok_or_else(|| {
+                    format!("-p: '{name}' is not a signal name or number (e.g. SIGTERM or 15)")
+                })?;
+                run.parent_death_signal = Some(sig);
+            }
+            Short('e') => run
+                .success_codes
+                .push(exit_code(&string(p.value(), "-e")?)?),
+            Long(refused @ ("single-child" | "rewrite" | "setsid" | "no-setsid")) => {
+                return Err(compat_refusal(refused))
+            }
             Value(first) => {
                 run.command.push(first);
                 run.command.extend(p.raw_args().map_err(|e| e.to_string())?);
@@ -254,6 +292,21 @@ fn ctl_verb_name(v: &crate::control::client::CtlVerb) -> &'static str {
     }
 }
 
+/// dumb-init's flags that rinit does not take, with what to use instead.
+fn compat_refusal(flag: &str) -> String {
+    let instead = match flag {
+        "rewrite" => "rinit forwards signals unchanged; give a service the signal it wants as `stop_signal`, and choose which signals reach it with `forward`",
+        _ => "rinit always starts the command in a process group of its own and signals the whole group; put `exec` in front of the last command of a shell wrapper so the program gets the signal itself",
+    };
+    format!("--{flag} (dumb-init) is not supported: {instead}")
+}
+
+fn exit_code(text: &str) -> Result<u8, String> {
+    text.trim()
+        .parse()
+        .map_err(|_| format!("-e: '{text}' is not an exit code from 0 to 255"))
+}
+
 fn string(v: Result<OsString, lexopt::Error>, what: &str) -> Result<String, String> {
     v.map_err(|e| e.to_string())?
         .into_string()
@@ -304,6 +357,37 @@ mod tests {
         match cli {
             Cli::Run(r) => r,
             other => panic!("not a run: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn tini_flags_as_dockerfiles_write_them() {
+        let r = run_args(
+            parse(
+                args(&[
+                    "-s", "-g", "-vvv", "-e", "143", "-e", "2", "-p", "SIGKILL", "--", "app",
+                ]),
+                &no_env,
+            )
+            .unwrap(),
+        );
+        assert_eq!(r.verbosity, 3);
+        assert_eq!(r.success_codes, vec![143, 2]);
+        assert_eq!(r.parent_death_signal, Some(9));
+        assert_eq!(r.command, args(&["app"]));
+        assert_eq!(parse(args(&["-l"]), &no_env).unwrap(), Cli::License);
+        // tini's `-p` also takes numbers; `-e` only 0..=255.
+        assert_eq!(
+            run_args(parse(args(&["-p", "15", "app"]), &no_env).unwrap()).parent_death_signal,
+            Some(15)
+        );
+        for bad in [
+            &["-e", "256"][..],
+            &["-e", "-1"],
+            &["-p", "SIGFOO"],
+            &["--rewrite", "15:2"],
+        ] {
+            assert!(parse(args(bad), &no_env).is_err(), "{bad:?}");
         }
     }
 

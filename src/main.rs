@@ -48,6 +48,7 @@ fn main() {
     let code = match cli {
         Cli::Ctl(args) => rinit_pid1::control::client::run(&args, &|k| std::env::var(k).ok()),
         Cli::Help => write_out(cli::USAGE),
+        Cli::License => write_out(cli::LICENSE),
         Cli::Version => write_out(&format!("rinit {}\n", env!("CARGO_PKG_VERSION"))),
         Cli::Check { config } => {
             init_logging(0);
@@ -66,7 +67,8 @@ fn main() {
             // an init needs to know: `ctl`, `probe`, `check` skip the scan.)
             let inherited_fds = os::procs::inherited_fds();
             init_logging(args.verbosity);
-            let code = run(args, inherited_fds, signals);
+            let success_codes = args.success_codes.clone();
+            let code = remap_success(run(args, inherited_fds, signals), &success_codes);
             // Not process::exit: std's exit path takes the stdout lock and
             // flushes, which blocks for ever on a stalled reader. What rinit
             // queued gets a bounded time to go out, then PID 1 exits.
@@ -76,6 +78,16 @@ fn main() {
         }
     };
     std::process::exit(code);
+}
+
+/// tini's `-e CODE`: the listed statuses count as success.
+fn remap_success(code: i32, success: &[u8]) -> i32 {
+    if code != 0 && success.iter().any(|&c| i32::from(c) == code) {
+        log::info!("exit status {code} is listed with -e: exiting with 0");
+        0
+    } else {
+        code
+    }
 }
 
 /// A panic must never leave PID 1 half-alive: one line, then exit.
@@ -135,6 +147,9 @@ fn usage_error(msg: &str) -> ! {
 
 /// The explicit config, else /etc/rinit.yaml when it exists.
 fn config_path(explicit: Option<PathBuf>) -> Option<PathBuf> {
+    if explicit.as_deref() == Some(Path::new(cli::NO_CONFIG)) {
+        return None;
+    }
     explicit.or_else(|| {
         Path::new(DEFAULT_CONFIG)
             .exists()
@@ -211,6 +226,15 @@ fn run(args: cli::RunArgs, inherited_fds: Vec<i32>, signals: os::sys::SignalSet)
     if let Some(c) = &cfg {
         if let Err(e) = check_identities(c).and_then(|()| check_shell(c)) {
             write_err(&format!("rinit: {e}\n"));
+            return 2;
+        }
+    }
+    if let Some(sig) = args.parent_death_signal {
+        if let Err(e) = os::sys::set_parent_death_signal(sig) {
+            write_err(&format!(
+                "rinit: -p: cannot set the parent-death signal: {}\n",
+                std::io::Error::from_raw_os_error(e)
+            ));
             return 2;
         }
     }

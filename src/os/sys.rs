@@ -569,6 +569,18 @@ pub fn kill(pid: Pid, sig: i32) -> Result<(), i32> {
     }
 }
 
+/// tini's `-p`: the kernel sends `sig` to rinit when its parent exits
+/// (useful when rinit is not PID 1, e.g. under `docker run --init`).
+pub fn set_parent_death_signal(sig: i32) -> Result<(), i32> {
+    let arg = libc::c_ulong::try_from(sig).map_err(|_| libc::EINVAL)?;
+    // SAFETY: PR_SET_PDEATHSIG takes a signal number only; no memory is passed.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, arg, 0, 0, 0) } == 0 {
+        Ok(())
+    } else {
+        Err(errno())
+    }
+}
+
 pub fn set_child_subreaper() -> Result<(), i32> {
     // SAFETY: PR_SET_CHILD_SUBREAPER takes an integer argument only.
     if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } == 0 {
