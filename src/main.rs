@@ -6,6 +6,7 @@
 //! before anything starts; once the runtime runs, errors are logged and
 //! rinit carries on.
 
+use rinit_pid1::io::json_log;
 use rinit_pid1::{cli, config, health, os, runtime};
 
 use std::ffi::OsString;
@@ -66,6 +67,7 @@ fn main() {
             // Before anything opens a file: what fds did we inherit? (Only
             // an init needs to know: `ctl`, `probe`, `check` skip the scan.)
             let inherited_fds = os::procs::inherited_fds();
+            set_log_format_from_env();
             init_logging(args.verbosity);
             let success_codes = args.success_codes.clone();
             let code = remap_success(run(args, inherited_fds, signals), &success_codes);
@@ -78,6 +80,20 @@ fn main() {
         }
     };
     std::process::exit(code);
+}
+
+/// RINIT_LOG_FORMAT (which wins over `logs.format`): `text` or `json`.
+fn set_log_format_from_env() {
+    let Some(v) = std::env::var_os("RINIT_LOG_FORMAT").filter(|v| !v.is_empty()) else {
+        return;
+    };
+    match v.to_str().and_then(json_log::parse_format) {
+        Some(json) => json_log::set_json(json),
+        None => usage_error(&format!(
+            "RINIT_LOG_FORMAT: '{}' is neither `text` nor `json`",
+            v.to_string_lossy()
+        )),
+    }
 }
 
 /// tini's `-e CODE`: the listed statuses count as success.
@@ -119,6 +135,19 @@ fn init_logging(verbosity: i32) {
         rinit_pid1::io::sink::LogWriter,
     )));
     b.format(|buf, record| {
+        if json_log::is_json() {
+            let mut line = Vec::new();
+            let msg = record.args().to_string();
+            let level = match record.level() {
+                log::Level::Error => "error",
+                log::Level::Warn => "warn",
+                log::Level::Info => "info",
+                log::Level::Debug => "debug",
+                log::Level::Trace => "trace",
+            };
+            json_log::own_line(&mut line, level, msg.as_bytes());
+            return buf.write_all(&line);
+        }
         let level = match record.level() {
             log::Level::Error => "error: ",
             log::Level::Warn => "warning: ",
@@ -215,6 +244,12 @@ fn run(args: cli::RunArgs, inherited_fds: Vec<i32>, signals: os::sys::SignalSet)
         },
         None => None,
     };
+    if let Some(c) = cfg
+        .as_ref()
+        .filter(|_| std::env::var_os("RINIT_LOG_FORMAT").is_none())
+    {
+        json_log::set_json(c.runtime.log_json);
+    }
     if cfg.is_none() && args.command.is_empty() {
         usage_error("nothing to run: give a command or a config");
     }

@@ -19,7 +19,7 @@ pub const TOP_KEYS: &[&str] = &[
     "control",
     "logs",
 ];
-pub const LOGS_KEYS: &[&str] = &["buffer"];
+pub const LOGS_KEYS: &[&str] = &["buffer", "format"];
 pub const HEALTH_KEYS: &[&str] = &["listen"];
 pub const SHUTDOWN_KEYS: &[&str] = &["drain", "timeout"];
 pub const READY_KEYS: &[&str] = &["tcp", "http", "exec", "interval", "timeout"];
@@ -65,6 +65,7 @@ pub struct RawFile {
 #[serde(deny_unknown_fields)]
 pub struct RawLogs {
     pub buffer: Option<Scalar>,
+    pub format: Option<Scalar>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -28,6 +28,8 @@ pub struct RuntimeKeys {
     pub runtime_dir: Option<PathBuf>,
     pub control: ControlSetting,
     pub log_buffer: usize,
+    /// `logs.format: json` (RINIT_LOG_FORMAT wins over it).
+    pub log_json: bool,
 }
 
 impl RuntimeKeys {
@@ -58,7 +60,24 @@ pub fn check(file: &RawFile, report: &mut Report) -> RuntimeKeys {
             .and_then(|l| l.buffer.as_ref())
             .and_then(|Scalar(s)| buffer_size(s, report))
             .unwrap_or(crate::io::logbuf::DEFAULT_CAP),
+        log_json: file
+            .logs
+            .as_ref()
+            .and_then(|l| l.format.as_ref())
+            .and_then(|Scalar(s)| log_format(s, report))
+            .unwrap_or(false),
     }
+}
+
+fn log_format(text: &str, report: &mut Report) -> Option<bool> {
+    let json = crate::io::json_log::parse_format(text);
+    if json.is_none() {
+        report.at_value(
+            &["logs", "format"],
+            format!("must be `text` or `json`, found `{text}`"),
+        );
+    }
+    json
 }
 
 fn absolute(text: &str, at: &[&str], report: &mut Report) -> Option<PathBuf> {

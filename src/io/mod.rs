@@ -13,6 +13,7 @@
 //! - it reports probe results through a callback (a channel send) and
 //!   nothing else: it never decides anything about a service.
 
+pub mod json_log;
 pub mod logbuf;
 pub mod probe;
 pub mod relay;

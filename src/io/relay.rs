@@ -336,9 +336,13 @@ impl Out {
         sink: &Sink,
     ) {
         self.line.clear();
-        self.line.extend_from_slice(prefix);
-        self.line.extend_from_slice(piece);
-        self.line.push(b'\n');
+        if super::json_log::is_json() {
+            super::json_log::service_line(&mut self.line, service, stream.name(), piece);
+        } else {
+            self.line.extend_from_slice(prefix);
+            self.line.extend_from_slice(piece);
+            self.line.push(b'\n');
+        }
         sink.push(stream, &self.line);
         self.rings.push(service, stream, piece);
     }
