@@ -367,26 +367,43 @@ fn check_shell(cfg: &config::Config) -> Result<(), String> {
 
 /// SPEC section 8: `user:` needs the right to switch identities. A
 /// non-root rinit accepts only its own uid and gid there (and then starts
-/// the service without switching: see `runtime`).
+/// the service without switching: see `runtime`), unless the config says
+/// `user_when_not_root: rinit`, for images that must also run under
+/// `docker run --user` or OpenShift's arbitrary uids.
 fn check_identities(cfg: &config::Config) -> Result<(), String> {
     let (euid, egid) = (os::sys::euid(), os::sys::egid());
     if euid == 0 {
         return Ok(());
     }
-    for s in &cfg.services {
-        if let Some(id) = &s.user {
-            if id.uid != euid || id.gid != egid {
-                return Err(format!(
-                    "{}: service '{}' has user {}:{} but rinit runs as {euid}:{egid} and cannot switch users; run rinit as root, or drop `user:`",
-                    cfg.path.display(),
-                    s.name,
-                    id.uid,
-                    id.gid
-                ));
-            }
-        }
+    let others: Vec<_> = cfg
+        .services
+        .iter()
+        .filter(|s| {
+            s.user
+                .as_ref()
+                .is_some_and(|id| (id.uid, id.gid) != (euid, egid))
+        })
+        .collect();
+    let Some(first) = others.first() else {
+        return Ok(());
+    };
+    if cfg.runtime.user_fallback {
+        let names: Vec<&str> = others.iter().map(|s| s.name.as_str()).collect();
+        log::warn!(
+            "not root (uid {euid}, gid {egid}): running {} as uid {euid} instead of their `user` (user_when_not_root: rinit)",
+            names.join(", ")
+        );
+        return Ok(());
     }
-    Ok(())
+    // `others` holds only services whose `user` is set.
+    let id = first.user.as_ref().map_or((0, 0), |id| (id.uid, id.gid));
+    Err(format!(
+        "{}: service '{}' has user {}:{} but rinit runs as {euid}:{egid} and cannot switch users; run rinit as root, drop `user:`, or set `user_when_not_root: rinit` to run such services as rinit's own user",
+        cfg.path.display(),
+        first.name,
+        id.0,
+        id.1
+    ))
 }
 
 /// Binds the HTTP server's socket before anything starts: a bad or busy

@@ -475,7 +475,8 @@ impl Shell {
             env: &env,
             workdir: Some(svc.workdir.as_deref().unwrap_or(&self.cwd)),
             // Only root switches; otherwise `main` checked that `user:` is
-            // rinit's own identity, and setgroups would fail without privilege.
+            // rinit's own identity (or that `user_when_not_root: rinit` lets
+            // it run as rinit's), and setgroups would fail without privilege.
             identity: svc.user.as_ref().filter(|_| sys::euid() == 0),
             group: Group::NewSession,
             stdio,

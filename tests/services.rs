@@ -956,3 +956,70 @@ services:
     inst.signal(libc::SIGTERM);
     assert_eq!(inst.expect_exit(LONG), 0);
 }
+
+/// `user_when_not_root: rinit`: one image config that names `user:` still
+/// runs under `docker run --user` (here: setpriv to 65534 inside the
+/// namespace), with the services as rinit's own uid and one warning;
+/// without the key the same config is refused, naming the key.
+#[test]
+fn a_non_root_rinit_runs_user_services_as_itself_only_when_told() {
+    use std::os::unix::fs::MetadataExt;
+    let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+    if !root || !std::path::Path::new("/usr/bin/setpriv").exists() {
+        eprintln!("skipped: needs root (to drop to 65534) and setpriv");
+        return;
+    }
+    for fallback in [true, false] {
+        let dir = TestDir::new("user-fallback");
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o777),
+        )
+        .ok();
+        let key = if fallback {
+            "user_when_not_root: rinit"
+        } else {
+            ""
+        };
+        let yaml = format!(
+            "{key}\nservices:\n  db:\n    command: \"id -u > {d}/uid.tmp; mv {d}/uid.tmp {d}/uid; exec sleep 1000\"\n    user: root\n",
+            d = dir.file("")
+        );
+        dir.write("rinit.yaml", yaml.as_bytes());
+        let drop = [
+            "setpriv",
+            "--reuid",
+            "65534",
+            "--regid",
+            "65534",
+            "--clear-groups",
+        ];
+        let Some(mut inst) = Launch::new(RINIT)
+            .wrap_inside(drop)
+            .arg("-c")
+            .arg(dir.join("rinit.yaml"))
+            .env("RINIT_CONTROL", "off")
+            .start_pid1(&dir)
+        else {
+            return;
+        };
+        if !fallback {
+            assert_eq!(inst.expect_exit(LONG), 2, "{}", inst.stderr());
+            assert!(
+                inst.stderr().contains("user_when_not_root: rinit"),
+                "{}",
+                inst.stderr()
+            );
+            continue;
+        }
+        let uid = dir
+            .wait_line("uid", LONG)
+            .unwrap_or_else(|| panic!("{}", inst.stderr()));
+        assert_eq!(uid.trim(), "65534");
+        let err = inst.stderr();
+        assert_eq!(err.matches("instead of their `user`").count(), 1, "{err}");
+        assert!(err.contains("running db as uid 65534"), "{err}");
+        inst.signal(libc::SIGTERM);
+        assert_eq!(inst.expect_exit(LONG), 0);
+    }
+}

@@ -18,6 +18,7 @@ pub const TOP_KEYS: &[&str] = &[
     "runtime_dir",
     "control",
     "logs",
+    "user_when_not_root",
 ];
 pub const LOGS_KEYS: &[&str] = &["buffer", "format"];
 pub const HEALTH_KEYS: &[&str] = &["listen"];
@@ -59,6 +60,7 @@ pub struct RawFile {
     /// `false` or `{socket: PATH}`; checked in `runtime_keys`.
     pub control: Option<Value>,
     pub logs: Option<RawLogs>,
+    pub user_when_not_root: Option<Scalar>,
 }
 
 #[derive(Debug, Default, Deserialize)]

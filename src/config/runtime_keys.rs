@@ -1,5 +1,6 @@
 //! The top-level keys about rinit's own run-time files and buffers (SPEC
-//! section 4): `runtime_dir`, `control` and `logs.buffer`.
+//! section 4): `runtime_dir`, `control`, `logs.*` and
+//! `user_when_not_root`.
 
 use std::path::{Path, PathBuf};
 
@@ -30,6 +31,9 @@ pub struct RuntimeKeys {
     pub log_buffer: usize,
     /// `logs.format: json` (RINIT_LOG_FORMAT wins over it).
     pub log_json: bool,
+    /// `user_when_not_root: rinit`: a non-root rinit runs services that
+    /// name a `user` as itself (one warning) instead of refusing to start.
+    pub user_fallback: bool,
 }
 
 impl RuntimeKeys {
@@ -66,6 +70,23 @@ pub fn check(file: &RawFile, report: &mut Report) -> RuntimeKeys {
             .and_then(|l| l.format.as_ref())
             .and_then(|Scalar(s)| log_format(s, report))
             .unwrap_or(false),
+        user_fallback: file
+            .user_when_not_root
+            .as_ref()
+            .and_then(|Scalar(s)| user_fallback(s, report))
+            .unwrap_or(false),
+    }
+}
+
+fn user_fallback(text: &str, report: &mut Report) -> Option<bool> {
+    match text {
+        "refuse" => Some(false),
+        "rinit" => Some(true),
+        _ => {
+            let message = format!("must be `refuse` (a non-root rinit refuses services with another `user`) or `rinit` (it runs them as its own user), found `{text}`");
+            report.at_value(&["user_when_not_root"], message);
+            None
+        }
     }
 }
 
