@@ -390,7 +390,7 @@ fn check_identities(cfg: &config::Config) -> Result<(), String> {
     if cfg.runtime.user_fallback {
         let names: Vec<&str> = others.iter().map(|s| s.name.as_str()).collect();
         log::warn!(
-            "not root (uid {euid}, gid {egid}): running {} as uid {euid} instead of their `user` (user_when_not_root: rinit)",
+            "not root: running {} as {euid}:{egid} (rinit's own uid:gid) instead of their `user` (user_when_not_root: rinit)",
             names.join(", ")
         );
         return Ok(());

@@ -1018,7 +1018,7 @@ fn a_non_root_rinit_runs_user_services_as_itself_only_when_told() {
         assert_eq!(uid.trim(), "65534");
         let err = inst.stderr();
         assert_eq!(err.matches("instead of their `user`").count(), 1, "{err}");
-        assert!(err.contains("running db as uid 65534"), "{err}");
+        assert!(err.contains("running db as 65534:65534"), "{err}");
         inst.signal(libc::SIGTERM);
         assert_eq!(inst.expect_exit(LONG), 0);
     }
