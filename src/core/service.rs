@@ -414,7 +414,8 @@ impl Service {
         let interval = self.policy.probe.map_or(Duration::ZERO, |p| p.interval);
         let probe = self.probe_mut()?;
         let inflight = probe.inflight.take()?;
-        probe.next_at = after(inflight.started, interval).max(now);
+        let gap = retry_gap(inflight.attempt, interval);
+        probe.next_at = after(inflight.started, gap).max(now);
         inflight.pid
     }
 
@@ -455,6 +456,17 @@ pub fn backoff_delay(initial: Duration, max: Duration, n: u32) -> Duration {
     initial
         .checked_mul(1u32 << shift)
         .map_or(max, |d| d.min(max))
+}
+
+/// The first readiness retry comes 10 ms after the first attempt, each next
+/// one twice as late, until `interval`: a daemon that listens 30 ms after
+/// its exec is seen ready at about 30 ms, not one `interval` later, and a
+/// chain of dependencies does not add an `interval` per link. At most
+/// log2(interval / 10 ms) attempts more than a fixed `interval` would make.
+fn retry_gap(attempt: u64, interval: Duration) -> Duration {
+    let first = Duration::from_millis(10);
+    let shift = attempt.saturating_sub(1).min(20);
+    first.saturating_mul(1 << shift as u32).min(interval)
 }
 
 #[cfg(test)]
@@ -638,12 +650,24 @@ mod tests {
         assert_eq!(s.probe_due(t), Some(ProbeKind::Network));
         assert_eq!(s.probe_due(t), None, "one probe in flight at a time");
         assert_eq!(s.deadline(), Some(t + ms(600)));
-        s.finish_probe(t + ms(10));
-        assert_eq!(s.deadline(), Some(t + ms(200)));
-        assert_eq!(s.probe_due(t + ms(100)), None);
-        assert_eq!(s.probe_due(t + ms(200)), Some(ProbeKind::Network));
+        s.finish_probe(t + ms(5));
+        assert_eq!(s.deadline(), Some(t + ms(10)), "the first retry is quick");
+        assert_eq!(s.probe_due(t + ms(9)), None);
+        assert_eq!(s.probe_due(t + ms(10)), Some(ProbeKind::Network));
+        s.finish_probe(t + ms(12));
+        assert_eq!(s.deadline(), Some(t + ms(30)), "then twice as late");
         assert!(s.mark_ready());
         assert_eq!(s.phase(), Phase::Running);
         assert!(s.ever_ready);
+    }
+
+    #[test]
+    fn readiness_retries_double_from_10ms_up_to_the_interval() {
+        let gaps: Vec<u64> = (1..=8)
+            .map(|n| retry_gap(n, ms(200)).as_millis() as u64)
+            .collect();
+        assert_eq!(gaps, [10, 20, 40, 80, 160, 200, 200, 200]);
+        assert_eq!(retry_gap(u64::MAX, ms(1000)), ms(1000), "no overflow");
+        assert_eq!(retry_gap(1, ms(5)), ms(5), "never beyond the interval");
     }
 }

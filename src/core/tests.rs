@@ -278,7 +278,7 @@ fn a_dependent_waits_for_the_probe_to_pass() {
     }));
     assert_eq!(r.phase(0), Phase::Starting);
     assert!(spawns(&r.step(
-        20,
+        5,
         Event::ProbeResult {
             service: 0,
             generation: 1,
@@ -287,8 +287,9 @@ fn a_dependent_waits_for_the_probe_to_pass() {
         }
     ))
     .is_empty());
-    assert_eq!(r.sup.next_deadline(), Some(r.at(100)));
-    assert!(r.step(100, Event::Tick).contains(&Action::Probe {
+    // The first retry comes 10 ms after the first attempt (then 20, 40...).
+    assert_eq!(r.sup.next_deadline(), Some(r.at(10)));
+    assert!(r.step(10, Event::Tick).contains(&Action::Probe {
         service: 0,
         generation: 1,
         attempt: 2

@@ -13,7 +13,8 @@ set -euo pipefail
 
 suite=bookworm
 mirror=${RINIT_DEBIAN_MIRROR:-http://deb.debian.org/debian}
-packages=postgresql,redis-server,redis-tools,nginx-light,python3,ca-certificates
+# supervisor and s6: the peers of bench/stack.sh, a few MB.
+packages=postgresql,redis-server,redis-tools,nginx-light,python3,ca-certificates,supervisor,s6
 
 here=$(cd "$(dirname "$0")" && pwd)
 hash=$(sha256sum "$here/debian-base.sh" | cut -c1-12)
