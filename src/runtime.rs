@@ -165,7 +165,8 @@ fn resolver(spec: &RunSpec) -> Resolver {
         .config
         .iter()
         .flat_map(|c| &c.services)
-        .filter_map(|s| match &s.ready {
+        .flat_map(|s| [&s.ready, &s.liveness])
+        .filter_map(|check| match check {
             Some(ReadyCheck::Tcp { host, .. } | ReadyCheck::Http { host, .. }) => {
                 Some(host.as_str())
             }
@@ -332,11 +333,15 @@ impl Shell {
                 service,
                 generation,
                 attempt,
-            } => self.start_probe(ProbeKey {
-                service,
-                generation,
-                attempt,
-            }),
+                liveness,
+            } => self.start_probe(
+                ProbeKey {
+                    service,
+                    generation,
+                    attempt,
+                },
+                liveness,
+            ),
             Action::SignalGroup { pgid, signal } => self.groups.signal_group(pgid, signal),
             Action::WatchGroup { pgid } => {
                 if !self.groups.watch(pgid) {
@@ -419,6 +424,7 @@ impl Shell {
             Who::Main => "main command".into(),
             Who::Service(i) => svc(i),
             Who::Probe(i) => format!("{} (readiness probe)", svc(i)),
+            Who::Liveness(i) => format!("{} (liveness check)", svc(i)),
         }
     }
 
@@ -437,7 +443,7 @@ impl Shell {
                     hardening: None,
                 })
             }
-            Who::Service(i) | Who::Probe(i) => {
+            Who::Service(i) | Who::Probe(i) | Who::Liveness(i) => {
                 self.spec.config.as_ref().and_then(|c| c.services.get(i))
             }
         };
@@ -447,11 +453,15 @@ impl Shell {
                 error: "no such service".into(),
             };
         };
-        let argv: Vec<OsString> = match (who, &svc.ready) {
-            (Who::Probe(_), Some(ReadyCheck::Exec(argv))) => {
+        let check = match who {
+            Who::Liveness(_) => &svc.liveness,
+            _ => &svc.ready,
+        };
+        let argv: Vec<OsString> = match (who, check) {
+            (Who::Probe(_) | Who::Liveness(_), Some(ReadyCheck::Exec(argv))) => {
                 argv.iter().map(OsString::from).collect()
             }
-            (Who::Probe(_), _) => {
+            (Who::Probe(_) | Who::Liveness(_), _) => {
                 return Outcome::NotStarted {
                     code: 127,
                     error: "no exec probe".into(),
@@ -466,7 +476,7 @@ impl Shell {
         };
         let env = merge_env(&self.env, &svc.env);
         let stdio = match (who, svc.output) {
-            (Who::Probe(_), _) => Stdio::QuietStdout,
+            (Who::Probe(_) | Who::Liveness(_), _) => Stdio::QuietStdout,
             (_, Output::Prefix) => Stdio::Pipes,
             (_, Output::Inherit) => Stdio::Inherit,
         };
@@ -503,7 +513,7 @@ impl Shell {
         }
     }
 
-    fn start_probe(&self, key: ProbeKey) {
+    fn start_probe(&self, key: ProbeKey, liveness: bool) {
         let Some(svc) = self
             .spec
             .config
@@ -512,7 +522,12 @@ impl Shell {
         else {
             return;
         };
-        let (Some(check), Some(policy)) = (svc.ready.clone(), svc.policy.probe) else {
+        let (check, policy) = if liveness {
+            (svc.liveness.clone(), svc.policy.liveness.map(|l| l.probe))
+        } else {
+            (svc.ready.clone(), svc.policy.probe)
+        };
+        let (Some(check), Some(policy)) = (check, policy) else {
             return;
         };
         self.io.send(Cmd::Probe(ProbeRequest {

@@ -40,7 +40,8 @@ use proptest::prelude::*;
 use rinit_pid1::core::signal::{SIGINT, SIGKILL, SIGQUIT, SIGTERM};
 use rinit_pid1::core::snapshot::Phase;
 use rinit_pid1::core::types::{
-    Action, Event, ExitStatus, ProbeKind, ProbePolicy, RestartPolicy, RunPolicy, ServicePolicy, Who,
+    Action, Event, ExitStatus, LivenessPolicy, ProbeKind, ProbePolicy, RestartPolicy, RunPolicy,
+    ServicePolicy, Who,
 };
 use rinit_pid1::core::Supervisor;
 
@@ -84,7 +85,25 @@ fn policy(i: usize) -> impl Strategy<Value = ServicePolicy> {
             })
         }),
     ];
-    (shape, timing, probe).prop_map(move |(shape, timing, probe)| {
+    // Liveness (never on a oneshot: validation refuses it) and
+    // start_timeout, so hung services and their stops are in the mix.
+    let checks = (
+        prop_oneof![
+            2 => Just(None),
+            1 => (any::<bool>(), 2u64..1000, 1u32..4).prop_map(|(exec, interval, failures)| {
+                Some(LivenessPolicy {
+                    probe: ProbePolicy {
+                        kind: if exec { ProbeKind::Exec } else { ProbeKind::Network },
+                        interval: ms(interval),
+                        timeout: ms(interval / 2),
+                    },
+                    failures,
+                })
+            }),
+        ],
+        prop_oneof![2 => Just(None), 1 => (1u64..3000).prop_map(|t| Some(ms(t)))],
+    );
+    (shape, timing, probe, checks).prop_map(move |(shape, timing, probe, checks)| {
         let (deps, oneshot, restart, critical, code_3_ok) = shape;
         let (initial, max, max_restarts, window, stop, stop_signal) = timing;
         let mut p = ServicePolicy::new(&format!("s{i}"));
@@ -106,6 +125,8 @@ fn policy(i: usize) -> impl Strategy<Value = ServicePolicy> {
         p.stop_timeout = ms(stop);
         p.stop_signal = [SIGTERM, SIGINT, SIGQUIT][usize::from(stop_signal)];
         p.probe = probe;
+        p.liveness = checks.0.filter(|_| !oneshot);
+        p.start_timeout = checks.1;
         p
     })
 }
@@ -343,6 +364,7 @@ impl Shell {
                 service,
                 generation,
                 attempt,
+                ..
             } => self.probes.push((service, generation, attempt)),
             Action::WatchGroup { pgid } => self.watch(pgid, pending),
             Action::SignalLeftovers { pgid, signal } => self.signal_leftovers(pgid, signal),
@@ -532,8 +554,9 @@ impl Shell {
             self.ticks_here.1 += 1;
             assert!(
                 self.ticks_here.1 <= MAX_TICKS_AT_ONCE,
-                "busy loop: deadline {:?} stays due",
-                self.sup.next_deadline()
+                "busy loop: deadline {:?} stays due\n{:#?}",
+                self.sup.next_deadline(),
+                self.sup.snapshot()
             );
         } else {
             self.ticks_here = (self.now, 1);

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use rinit_pid1::config::{self, ConfigErrors};
-use rinit_pid1::core::snapshot::{Phase, ServiceView, Snapshot};
+use rinit_pid1::core::snapshot::{LivenessView, Phase, ServiceView, Snapshot};
 use rinit_pid1::core::types::ExitStatus;
 use rinit_pid1::health::http::{self, Extras, Parsed, MAX_HEAD};
 
@@ -89,6 +89,14 @@ pub fn snapshot(now: Instant) -> Snapshot {
             wanted_up: i % 3 != 0,
             ready: i % 2 == 0,
             restarts_operator: i as u32,
+            ever_ready: i % 4 != 1,
+            liveness: [
+                LivenessView::None,
+                LivenessView::Passing,
+                LivenessView::Failing(i as u32),
+                LivenessView::Unhealthy,
+            ][i % 4],
+            liveness_failures_total: i as u64,
         })
         .collect();
     Snapshot {

@@ -77,6 +77,8 @@ pub struct Service {
     pub name: String,
     pub command: CommandLine,
     pub ready: Option<ReadyCheck>,
+    /// What `liveness:` checks (its schedule is `policy.liveness`).
+    pub liveness: Option<ReadyCheck>,
     pub user: Option<Identity>,
     pub workdir: Option<PathBuf>,
     /// Added on top of rinit's environment, in file order.

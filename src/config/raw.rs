@@ -24,6 +24,7 @@ pub const LOGS_KEYS: &[&str] = &["buffer", "format"];
 pub const HEALTH_KEYS: &[&str] = &["listen"];
 pub const SHUTDOWN_KEYS: &[&str] = &["drain", "timeout"];
 pub const READY_KEYS: &[&str] = &["tcp", "http", "exec", "interval", "timeout"];
+pub const LIVENESS_KEYS: &[&str] = &["tcp", "http", "exec", "interval", "timeout", "failures"];
 pub const BACKOFF_KEYS: &[&str] = &["initial", "max"];
 pub const MAX_RESTARTS_KEYS: &[&str] = &["count", "within"];
 pub const SERVICE_KEYS: &[&str] = &[
@@ -47,6 +48,8 @@ pub const SERVICE_KEYS: &[&str] = &[
     "umask",
     "rlimits",
     "no_new_privs",
+    "start_timeout",
+    "liveness",
 ];
 
 #[derive(Debug, Default, Deserialize)]
@@ -110,6 +113,8 @@ pub struct RawService {
     /// Resource name to a limit; checked in `hardening`.
     pub rlimits: Option<Mapping>,
     pub no_new_privs: Option<bool>,
+    pub start_timeout: Option<Scalar>,
+    pub liveness: Option<RawLiveness>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -120,6 +125,31 @@ pub struct RawReady {
     pub exec: Option<Vec<Scalar>>,
     pub interval: Option<Scalar>,
     pub timeout: Option<Scalar>,
+}
+
+/// `liveness:`: a check as in `ready`, plus `failures`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLiveness {
+    pub tcp: Option<Scalar>,
+    pub http: Option<Scalar>,
+    pub exec: Option<Vec<Scalar>>,
+    pub interval: Option<Scalar>,
+    pub timeout: Option<Scalar>,
+    pub failures: Option<i64>,
+}
+
+impl RawLiveness {
+    /// The check part, for the parser `ready` shares.
+    pub fn check(&self) -> RawReady {
+        RawReady {
+            tcp: self.tcp.clone(),
+            http: self.http.clone(),
+            exec: self.exec.clone(),
+            interval: self.interval.clone(),
+            timeout: self.timeout.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -303,11 +333,14 @@ pub fn service(name: &str, value: &Value, report: &mut Report) -> Option<RawServ
         }
     };
     require_command(map, name, report);
-    if let Some(Value::Mapping(ready)) = map.get("ready") {
-        require_one_probe(ready, name, report);
+    for key in ["ready", "liveness"] {
+        if let Some(Value::Mapping(check)) = map.get(key) {
+            require_one_probe(check, key, name, report);
+        }
     }
     let mut map = known_keys(map, SERVICE_KEYS, &path, report);
     nested::<RawReady>(&mut map, "ready", READY_KEYS, &path, report);
+    nested::<RawLiveness>(&mut map, "liveness", LIVENESS_KEYS, &path, report);
     nested::<RawBackoff>(&mut map, "backoff", BACKOFF_KEYS, &path, report);
     nested::<RawMaxRestarts>(&mut map, "max_restarts", MAX_RESTARTS_KEYS, &path, report);
     Some(typed(map, &path, report))
@@ -333,22 +366,22 @@ fn require_command(map: &Mapping, name: &str, report: &mut Report) {
 
 /// Reports a `ready` block without exactly one of `tcp`, `http`, `exec`
 /// (before their types are checked, so a badly typed one still counts).
-fn require_one_probe(ready: &Mapping, name: &str, report: &mut Report) {
+fn require_one_probe(check: &Mapping, key: &str, name: &str, report: &mut Report) {
     let given: Vec<&str> = ["tcp", "http", "exec"]
         .into_iter()
-        .filter(|k| ready.contains_key(k))
+        .filter(|k| check.contains_key(k))
         .collect();
     match given.as_slice() {
         [_] => {}
         [] => {
-            let message = "`ready` needs one of `tcp`, `http` or `exec`";
-            report.at_key(&["services", name, "ready"], message);
+            let message = format!("`{key}` needs one of `tcp`, `http` or `exec`");
+            report.at_key(&["services", name, key], message);
         }
         [first, second, ..] => {
             let message = format!(
-                "`ready` takes exactly one of `tcp`, `http` or `exec`, found `{first}` and `{second}`"
+                "`{key}` takes exactly one of `tcp`, `http` or `exec`, found `{first}` and `{second}`"
             );
-            report.at_key(&["services", name, "ready", second], message);
+            report.at_key(&["services", name, key, second], message);
         }
     }
 }
@@ -513,6 +546,7 @@ mod tests {
         keys_match::<RawShutdown>(SHUTDOWN_KEYS);
         keys_match::<RawService>(SERVICE_KEYS);
         keys_match::<RawReady>(READY_KEYS);
+        keys_match::<RawLiveness>(LIVENESS_KEYS);
         keys_match::<RawBackoff>(BACKOFF_KEYS);
         keys_match::<RawMaxRestarts>(MAX_RESTARTS_KEYS);
     }

@@ -7,10 +7,10 @@
 use std::time::Duration;
 
 use super::locate::Report;
-use super::raw::{RawReady, Scalar};
+use super::raw::{RawLiveness, RawReady, Scalar};
 use super::validate::{positive_bounded, MAX_PROBE_DURATION};
 use super::ReadyCheck;
-use crate::core::types::{ProbeKind, ProbePolicy};
+use crate::core::types::{LivenessPolicy, ProbeKind, ProbePolicy};
 
 /// A problem with a probe: the list item it is about (exec only), and a message.
 type ProbeError = (Option<usize>, String);
@@ -18,13 +18,71 @@ type ProbeError = (Option<usize>, String);
 /// The readiness check and its probe policy; `None` when there is a problem
 /// (reported here, or by the shape check when the probe kind is missing).
 pub fn ready(raw: &RawReady, name: &str, report: &mut Report) -> Option<(ReadyCheck, ProbePolicy)> {
-    let at = |key| ["services", name, "ready", key];
     let second = Duration::from_secs(1);
+    check(raw, "ready", (second, second), name, report)
+}
+
+/// `liveness:` (SPEC sections 4 and 12): a check as in `ready`, every
+/// `interval` (10 s) with a `timeout` shorter than it (3 s, or half a
+/// shorter interval), and
+/// `failures` (3) consecutive failures make the service unhealthy.
+pub fn liveness(
+    raw: &RawLiveness,
+    name: &str,
+    report: &mut Report,
+) -> Option<(ReadyCheck, LivenessPolicy)> {
+    let at = |key| ["services", name, "liveness", key];
+    // Without a `timeout`, at most half the interval: `interval: 2s` alone
+    // is valid.
+    let interval = raw
+        .interval
+        .as_ref()
+        .and_then(|Scalar(t)| humantime::parse_duration(t).ok());
+    let interval = interval.unwrap_or(Duration::from_secs(10));
+    let defaults = (interval, Duration::from_secs(3).min(interval / 2));
+    let (check, probe) = check(&raw.check(), "liveness", defaults, name, report)?;
+    if probe.timeout >= probe.interval {
+        let message = format!(
+            "must be shorter than `interval` ({:?}): one check runs at a time, so a check that may take the whole interval delays the next",
+            probe.interval
+        );
+        report.at_value(&at("timeout"), message);
+        return None;
+    }
+    let failures = match raw.failures {
+        None => 3,
+        Some(n) if (1..=MAX_LIVENESS_FAILURES as i64).contains(&n) => n as u32,
+        Some(n) => {
+            let message = format!(
+                "must be from 1 to {MAX_LIVENESS_FAILURES} consecutive failures, found {n}"
+            );
+            report.at_value(&at("failures"), message);
+            return None;
+        }
+    };
+    Some((check, LivenessPolicy { probe, failures }))
+}
+
+/// The largest `liveness.failures`.
+pub const MAX_LIVENESS_FAILURES: u32 = 1000;
+
+/// A check under `services.NAME.KEY` with `defaults` for (interval, timeout).
+fn check(
+    raw: &RawReady,
+    key: &str,
+    defaults: (Duration, Duration),
+    name: &str,
+    report: &mut Report,
+) -> Option<(ReadyCheck, ProbePolicy)> {
+    let at = |sub| ["services", name, key, sub];
     // A day at most: a probe that waits longer is a typo, not a policy.
     let max = MAX_PROBE_DURATION;
     let interval = positive_bounded(raw.interval.as_ref(), max, &at("interval"), report);
     let timeout = positive_bounded(raw.timeout.as_ref(), max, &at("timeout"), report);
-    let (interval, timeout) = (interval.unwrap_or(second), timeout.unwrap_or(second));
+    let (interval, timeout) = (
+        interval.unwrap_or(defaults.0),
+        timeout.unwrap_or(defaults.1),
+    );
     // Exactly one of them is set, or the shape check reported it.
     let (kind, check) = match (&raw.tcp, &raw.http, &raw.exec) {
         (Some(Scalar(addr)), _, _) => {

@@ -176,6 +176,7 @@ fn placeholder(name: &str) -> Service {
         name: name.to_string(),
         command: CommandLine::Argv(Vec::new()),
         ready: None,
+        liveness: None,
         user: None,
         workdir: None,
         env: Vec::new(),
@@ -234,6 +235,22 @@ fn service(
         report.at_key(&at("ready"), message);
     }
     policy.probe = ready.as_ref().map(|(_, probe)| *probe);
+    let liveness = raw
+        .liveness
+        .as_ref()
+        .and_then(|l| ready::liveness(l, name, report));
+    if policy.oneshot && raw.liveness.is_some() {
+        let message = "a oneshot runs to completion; it takes no `liveness` check (bound it with `start_timeout`)";
+        report.at_key(&at("liveness"), message);
+    }
+    policy.liveness = liveness.as_ref().map(|(_, l)| *l);
+    let max = MAX_PROBE_DURATION;
+    policy.start_timeout = positive_bounded(
+        raw.start_timeout.as_ref(),
+        max,
+        &at("start_timeout"),
+        report,
+    );
     let outputs = [("prefix", Output::Prefix), ("inherit", Output::Inherit)];
     let output = choice(raw.output.as_ref(), &outputs, &at("output"), report);
     let depends = raw.depends_on.iter().flatten();
@@ -252,6 +269,7 @@ fn service(
         name: name.to_string(),
         command: command(raw.command.as_ref(), name, report),
         ready: ready.map(|(check, _)| check),
+        liveness: liveness.map(|(check, _)| check),
         user,
         workdir: workdir(raw.workdir.as_ref(), name, report),
         env: merge_env([login, files, own]),

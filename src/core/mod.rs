@@ -15,6 +15,8 @@ pub mod supervisor;
 pub mod types;
 
 #[cfg(test)]
+mod check_tests;
+#[cfg(test)]
 mod control_tests;
 #[cfg(test)]
 mod drain_tests;

@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::snapshot::Phase;
-use super::types::{after, ExitStatus, ProbeKind, RestartPolicy, ServicePolicy};
+use super::types::{after, ExitStatus, ProbeKind, ProbePolicy, RestartPolicy, ServicePolicy};
 
 /// After this long up, a service's next crash starts the backoff from the
 /// beginning again.
@@ -109,6 +109,28 @@ pub struct Service {
     pub restart_pending: bool,
     /// Restarts asked by an operator, counted apart from `restarts`.
     pub restarts_operator: u32,
+    /// The liveness check's schedule while `Running` (SPEC section 12).
+    check: Option<Probe>,
+    /// Consecutive failed liveness checks of the current process.
+    pub liveness_failures: u32,
+    /// Every failed liveness check, for `/metrics`.
+    pub liveness_failures_total: u64,
+    /// Stopped for failing its liveness check or its `start_timeout`: the
+    /// exit of this process counts as a failure whatever its status.
+    stop_is_failure: bool,
+    /// Unhealthy (see `stop_is_failure`) and not ready again since:
+    /// `/healthz` says 503 meanwhile.
+    pub unhealthy: bool,
+}
+
+/// What a finished liveness check means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Liveness {
+    Passing,
+    /// Failed `n` times in a row, fewer than `failures`.
+    Failing(u32),
+    /// Failed `failures` times in a row: to be stopped and restarted.
+    Unhealthy(u32),
 }
 
 impl Service {
@@ -125,6 +147,11 @@ impl Service {
             wanted_up: true,
             restart_pending: false,
             restarts_operator: 0,
+            check: None,
+            liveness_failures: 0,
+            liveness_failures_total: 0,
+            stop_is_failure: false,
+            unhealthy: false,
         }
     }
 
@@ -254,6 +281,8 @@ impl Service {
     /// Moves to `Starting` for a new process; the caller emits the spawn.
     pub fn begin_spawn(&mut self, now: Instant) {
         self.generation += 1;
+        self.stop_is_failure = false;
+        self.liveness_failures = 0;
         let probe = self.policy.probe.map(|_| Probe {
             next_at: now,
             inflight: None,
@@ -284,23 +313,109 @@ impl Service {
             return false;
         }
         self.state = State::Running { pid, since: now };
-        self.ever_ready = true;
+        self.became_ready(now, 0);
         true
     }
 
     /// A passing probe: `Starting` becomes `Running`.
-    pub fn mark_ready(&mut self) -> bool {
+    pub fn mark_ready(&mut self, now: Instant) -> bool {
         if let State::Starting {
             pid: Some(pid),
             since,
-            ..
+            ref probe,
         } = self.state
         {
+            let attempts = probe.as_ref().map_or(0, |p| p.attempts);
             self.state = State::Running { pid, since };
-            self.ever_ready = true;
+            self.became_ready(now, attempts);
             return true;
         }
         false
+    }
+
+    /// Ready (again): healthy, and the liveness check, if any, starts one
+    /// `interval` from now. Its attempt ids continue the readiness probe's
+    /// so that no late readiness answer counts for it.
+    fn became_ready(&mut self, now: Instant, attempts: u64) {
+        self.ever_ready = true;
+        self.unhealthy = false;
+        self.liveness_failures = 0;
+        self.check = self.policy.liveness.map(|l| Probe {
+            next_at: after(now, l.probe.interval),
+            inflight: None,
+            attempts,
+        });
+    }
+
+    /// The check that runs in the current state: the readiness probe while
+    /// starting, the liveness check while running.
+    fn check_policy(&self) -> Option<ProbePolicy> {
+        match self.state {
+            State::Starting { .. } => self.policy.probe,
+            State::Running { .. } => self.policy.liveness.map(|l| l.probe),
+            _ => None,
+        }
+    }
+
+    /// True while running with a liveness check (whose results are
+    /// liveness results, not readiness).
+    pub fn checks_liveness(&self) -> bool {
+        matches!(self.state, State::Running { .. }) && self.check.is_some()
+    }
+
+    /// Counts a finished liveness check.
+    pub fn liveness_result(&mut self, ok: bool) -> Liveness {
+        if ok {
+            self.liveness_failures = 0;
+            return Liveness::Passing;
+        }
+        self.liveness_failures = self.liveness_failures.saturating_add(1);
+        self.liveness_failures_total = self.liveness_failures_total.saturating_add(1);
+        let limit = self.policy.liveness.map_or(u32::MAX, |l| l.failures);
+        if self.liveness_failures >= limit {
+            Liveness::Unhealthy(self.liveness_failures)
+        } else {
+            Liveness::Failing(self.liveness_failures)
+        }
+    }
+
+    /// Not ready `start_timeout` after its spawn (once a pid is known and
+    /// unless a stop was asked for already).
+    pub fn start_timed_out(&self, now: Instant) -> Option<std::time::Duration> {
+        let limit = self.policy.start_timeout?;
+        match self.state {
+            State::Starting {
+                pid: Some(_),
+                since,
+                ..
+            } if !self.stop_requested() && now >= after(since, limit) => Some(limit),
+            _ => None,
+        }
+    }
+
+    /// About to be stopped as unhealthy: its exit will be a failure, and
+    /// it is unhealthy until ready again.
+    pub fn mark_unhealthy(&mut self) {
+        self.stop_is_failure = true;
+        self.unhealthy = true;
+    }
+
+    pub fn liveness_view(&self) -> super::snapshot::LivenessView {
+        use super::snapshot::LivenessView;
+        if self.unhealthy {
+            LivenessView::Unhealthy
+        } else if self.policy.liveness.is_none() {
+            LivenessView::None
+        } else if self.liveness_failures > 0 {
+            LivenessView::Failing(self.liveness_failures)
+        } else {
+            LivenessView::Passing
+        }
+    }
+
+    /// Its process is being stopped (or was) as unhealthy.
+    pub fn stopping_unhealthy(&self) -> bool {
+        self.stop_is_failure
     }
 
     /// Decides what the exit of the service's process means, outside of a
@@ -310,7 +425,7 @@ impl Service {
             .since()
             .map_or(Duration::ZERO, |s| now.saturating_duration_since(s));
         self.last_exit = Some(status);
-        let success = self.policy.is_success(status);
+        let success = self.policy.is_success(status) && !std::mem::take(&mut self.stop_is_failure);
         if self.policy.oneshot && success {
             self.ever_ready = true;
             return self.settle(AfterExit::Done);
@@ -373,15 +488,11 @@ impl Service {
 
     /// The probe timer: start a probe when due. Returns the kind to start.
     pub fn probe_due(&mut self, now: Instant) -> Option<ProbeKind> {
-        let policy = self.policy.probe?;
-        let State::Starting {
-            pid: Some(_),
-            probe: Some(probe),
-            ..
-        } = &mut self.state
-        else {
+        let policy = self.check_policy()?;
+        if matches!(self.state, State::Starting { pid: None, .. }) {
             return None;
-        };
+        }
+        let probe = self.probe_mut()?;
         if probe.inflight.is_some() || now < probe.next_at {
             return None;
         }
@@ -399,11 +510,24 @@ impl Service {
         Some(policy.kind)
     }
 
+    /// The check in flight or scheduled: readiness while starting,
+    /// liveness while running.
     pub fn probe_mut(&mut self) -> Option<&mut Probe> {
         match &mut self.state {
             State::Starting {
                 probe: Some(probe), ..
             } => Some(probe),
+            State::Running { .. } => self.check.as_mut(),
+            _ => None,
+        }
+    }
+
+    fn probe_ref(&self) -> Option<&Probe> {
+        match &self.state {
+            State::Starting {
+                probe: Some(probe), ..
+            } => Some(probe),
+            State::Running { .. } => self.check.as_ref(),
             _ => None,
         }
     }
@@ -411,19 +535,22 @@ impl Service {
     /// Ends the probe in flight; a failure schedules the next one.
     /// Returns the exec probe's pid, if it still runs.
     pub fn finish_probe(&mut self, now: Instant) -> Option<i32> {
-        let interval = self.policy.probe.map_or(Duration::ZERO, |p| p.interval);
+        let interval = self.check_policy().map_or(Duration::ZERO, |p| p.interval);
+        // Liveness runs every interval, start to start; readiness ramps up.
+        let ramp = matches!(self.state, State::Starting { .. });
         let probe = self.probe_mut()?;
         let inflight = probe.inflight.take()?;
-        let gap = retry_gap(inflight.attempt, interval);
+        let gap = if ramp {
+            retry_gap(inflight.attempt, interval)
+        } else {
+            interval
+        };
         probe.next_at = after(inflight.started, gap).max(now);
         inflight.pid
     }
 
     pub fn probe_pid(&self) -> Option<i32> {
-        match &self.state {
-            State::Starting { probe: Some(p), .. } => p.inflight.as_ref().and_then(|i| i.pid),
-            _ => None,
-        }
+        self.probe_ref()?.inflight.as_ref()?.pid
     }
 
     /// The earliest time this service needs the core to look at it again.
@@ -431,10 +558,24 @@ impl Service {
         match &self.state {
             State::Backoff { until } => Some(*until),
             State::Starting {
-                probe: Some(p),
+                ref probe,
                 pid: Some(_),
-                ..
-            } => Some(p.inflight.as_ref().map_or(p.next_at, |i| i.deadline)),
+                since,
+            } => {
+                let check = probe
+                    .as_ref()
+                    .map(|p| p.inflight.as_ref().map_or(p.next_at, |i| i.deadline));
+                // A stop asked for already supersedes the start timeout.
+                let timeout = (!self.stop_requested())
+                    .then_some(self.policy.start_timeout)
+                    .flatten()
+                    .map(|t| after(*since, t));
+                super::types::deadline_min(check, timeout)
+            }
+            State::Running { .. } => {
+                let p = self.check.as_ref()?;
+                Some(p.inflight.as_ref().map_or(p.next_at, |i| i.deadline))
+            }
             State::Stopping {
                 deadline,
                 killed: false,
@@ -656,7 +797,7 @@ mod tests {
         assert_eq!(s.probe_due(t + ms(10)), Some(ProbeKind::Network));
         s.finish_probe(t + ms(12));
         assert_eq!(s.deadline(), Some(t + ms(30)), "then twice as late");
-        assert!(s.mark_ready());
+        assert!(s.mark_ready(t));
         assert_eq!(s.phase(), Phase::Running);
         assert!(s.ever_ready);
     }

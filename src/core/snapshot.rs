@@ -66,6 +66,50 @@ pub struct ServiceView {
     pub restarts_operator: u32,
     /// Ready now: running, or a oneshot that is done.
     pub ready: bool,
+    /// Has been ready (oneshots: done) since its last (re)start on request.
+    pub ever_ready: bool,
+    pub liveness: LivenessView,
+    /// Failed liveness checks so far, for `/metrics`.
+    pub liveness_failures_total: u64,
+}
+
+/// The liveness part of `/status` (SPEC section 7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LivenessView {
+    /// No `liveness` check.
+    None,
+    Passing,
+    /// Failed this many times in a row, fewer than `failures`: healthy.
+    Failing(u32),
+    /// Stopped for failing its checks (or its `start_timeout`), not ready
+    /// again since: `/healthz` says 503.
+    Unhealthy,
+}
+
+impl LivenessView {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LivenessView::None => "none",
+            LivenessView::Passing => "passing",
+            LivenessView::Failing(_) => "failing",
+            LivenessView::Unhealthy => "unhealthy",
+        }
+    }
+}
+
+impl ServiceView {
+    /// A reason for `/healthz` to fail: failed, backing off, stopped, or
+    /// unhealthy until ready again.
+    pub fn unhealthy(&self) -> bool {
+        matches!(self.phase, Phase::Failed | Phase::Backoff | Phase::Stopped)
+            || self.liveness == LivenessView::Unhealthy
+    }
+
+    /// A reason for `/startupz` to fail: wanted up and never ready yet,
+    /// or failed.
+    pub fn not_started(&self) -> bool {
+        self.phase == Phase::Failed || (self.wanted_up && !self.ever_ready)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -91,14 +135,16 @@ impl Snapshot {
         }
     }
 
-    /// SPEC section 7: healthy while no service is failed, in backoff or
-    /// stopped, and no shutdown is under way.
+    /// SPEC section 7: healthy while no service is failed, in backoff,
+    /// stopped or unhealthy, and no shutdown is under way.
     pub fn healthy(&self) -> bool {
-        !self.shutting_down
-            && !self
-                .services
-                .iter()
-                .any(|s| matches!(s.phase, Phase::Failed | Phase::Backoff | Phase::Stopped))
+        !self.shutting_down && !self.services.iter().any(ServiceView::unhealthy)
+    }
+
+    /// SPEC section 7, `/startupz`: every service wanted up has been ready
+    /// (oneshots: done) and none is failed.
+    pub fn started(&self) -> bool {
+        !self.services.iter().any(ServiceView::not_started)
     }
 
     /// Ready when every service is running or done, and no shutdown. A

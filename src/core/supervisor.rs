@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use super::control::Pending;
-use super::service::{AfterExit, Service, State};
+use super::service::{AfterExit, Liveness, Service, State};
 use super::shutdown::{Cause, Shutdown};
 use super::signal;
 use super::snapshot::{ServiceView, Snapshot};
@@ -163,6 +163,9 @@ impl Supervisor {
                     wanted_up: s.wanted_up,
                     restarts_operator: s.restarts_operator,
                     ready: s.is_ready(),
+                    ever_ready: s.ever_ready,
+                    liveness: s.liveness_view(),
+                    liveness_failures_total: s.liveness_failures_total,
                 })
                 .collect(),
             main_pid: match self.main {
@@ -207,7 +210,7 @@ impl Supervisor {
                     self.note_ready(i);
                 }
             }
-            Who::Probe(i) => {
+            Who::Probe(i) | Who::Liveness(i) => {
                 if let Some(inflight) = self
                     .services
                     .get_mut(i)
@@ -252,7 +255,9 @@ impl Supervisor {
                 self.end_probe(i, now, acts);
                 self.settle_exit(i, status, now, acts)
             }
-            Who::Probe(i) => self.on_probe_result(i, self.generation_of(i), None, false, now, acts),
+            Who::Probe(i) | Who::Liveness(i) => {
+                self.on_probe_result(i, self.generation_of(i), None, false, now, acts)
+            }
         }
     }
 
@@ -338,8 +343,16 @@ impl Supervisor {
             );
             return;
         }
+        let unhealthy = s.stopping_unhealthy();
         let outcome = s.on_exit(status, now);
         let critical = s.policy.critical;
+        // Stopped as unhealthy: the status is that of the stop, the
+        // failure is the check's.
+        let status_text = if unhealthy {
+            format!("{status}, stopped as unhealthy")
+        } else {
+            status.to_string()
+        };
         match outcome {
             AfterExit::Done => self.note(Level::Info, format!("{name}: done ({status})")),
             AfterExit::Stopped => {
@@ -347,7 +360,7 @@ impl Supervisor {
             }
             AfterExit::Restart { delay, attempt } => self.note(
                 Level::Warn,
-                format!("{name}: exited ({status}), restart {attempt} in {delay:?}"),
+                format!("{name}: exited ({status_text}), restart {attempt} in {delay:?}"),
             ),
             AfterExit::Failed => self.on_failed(&name, status, critical, now, acts),
         }
@@ -423,9 +436,13 @@ impl Supervisor {
         if s.generation != generation || !current {
             return;
         }
+        let liveness = s.checks_liveness();
         let probe_pid = s.finish_probe(now);
         if let Some(pid) = probe_pid.filter(|_| !ok) {
             self.kill_untracked(pid, acts);
+        }
+        if liveness {
+            return self.on_liveness_result(i, ok, now, acts);
         }
         let Some(s) = self.services.get_mut(i) else {
             return;
@@ -433,14 +450,65 @@ impl Supervisor {
         if !ok {
             let text = format!("{}: readiness probe failed", s.name());
             self.note(Level::Debug, text);
-        } else if self.shutdown.is_none() && s.mark_ready() {
+        } else if self.shutdown.is_none() && s.mark_ready(now) {
             self.note_ready(i);
         }
+    }
+
+    /// SPEC section 12: a passing check resets the count; `failures`
+    /// consecutive failures stop the service, and its exit then counts as
+    /// a failed one (restart policy, backoff, `max_restarts`, `critical`).
+    fn on_liveness_result(&mut self, i: usize, ok: bool, now: Instant, acts: &mut Vec<Action>) {
+        let Some(s) = self.services.get_mut(i) else {
+            return;
+        };
+        let was_failing = s.liveness_failures > 0;
+        let limit = s.policy.liveness.map_or(0, |l| l.failures);
+        let name = s.name().to_string();
+        match s.liveness_result(ok) {
+            Liveness::Passing if was_failing => {
+                self.note(Level::Info, format!("{name}: liveness check passes again"))
+            }
+            Liveness::Passing => {}
+            Liveness::Failing(n) => self.note(
+                Level::Warn,
+                format!("{name}: liveness check failed ({n} of {limit})"),
+            ),
+            Liveness::Unhealthy(n) => {
+                let why = format!("liveness check failed {n} times in a row");
+                self.stop_unhealthy(i, &why, now, acts);
+            }
+        }
+    }
+
+    /// Stops service `i` with its own stop rules because it is unhealthy
+    /// (`why`); its exit will be handled as a failure.
+    fn stop_unhealthy(&mut self, i: usize, why: &str, now: Instant, acts: &mut Vec<Action>) {
+        if self.shutdown.is_some() {
+            return;
+        }
+        let Some(s) = self.services.get_mut(i) else {
+            return;
+        };
+        if s.stop_requested() {
+            return;
+        }
+        s.mark_unhealthy();
+        let text = format!("{}: unhealthy ({why}): stopping it", s.name());
+        self.note(Level::Warn, text);
+        self.stop_service(i, now, None, acts);
     }
 
     /// Timers, scheduling and shutdown progress, after every event.
     fn step(&mut self, now: Instant, acts: &mut Vec<Action>) {
         self.drain_timers(now, acts);
+        // A stop under way (on request, or of an unhealthy service) keeps
+        // its SIGKILL deadline in a shutdown too, whatever wave it is in.
+        for i in 0..self.services.len() {
+            if matches!(self.services[i].state, State::Stopping { .. }) {
+                self.stop_kill_due(i, now, acts);
+            }
+        }
         if self.shutdown.is_none() {
             self.run_timers(now, acts);
             self.advance_requests(now, acts);
@@ -460,8 +528,15 @@ impl Supervisor {
                     s.begin_spawn(now);
                     acts.push(Action::Spawn(Who::Service(i)));
                 }
-                State::Starting { .. } => self.probe_timers(i, now, acts),
-                State::Stopping { .. } => self.stop_kill_due(i, now, acts),
+                State::Starting { .. } => {
+                    if let Some(limit) = s.start_timed_out(now) {
+                        let why = format!("not ready {limit:?} after its start: start_timeout");
+                        self.stop_unhealthy(i, &why, now, acts);
+                    } else {
+                        self.probe_timers(i, now, acts);
+                    }
+                }
+                State::Running { .. } => self.probe_timers(i, now, acts),
                 _ => {}
             }
         }
@@ -477,12 +552,15 @@ impl Supervisor {
             let generation = s.generation;
             return self.on_probe_result(i, generation, None, false, now, acts);
         }
+        let liveness = s.checks_liveness();
         match s.probe_due(now) {
+            Some(ProbeKind::Exec) if liveness => acts.push(Action::Spawn(Who::Liveness(i))),
             Some(ProbeKind::Exec) => acts.push(Action::Spawn(Who::Probe(i))),
             Some(ProbeKind::Network) => acts.push(Action::Probe {
                 service: i,
                 generation: s.generation,
                 attempt: s.probe_mut().map_or(0, |p| p.attempts),
+                liveness,
             }),
             None => {}
         }

@@ -274,7 +274,8 @@ fn a_dependent_waits_for_the_probe_to_pass() {
     assert!(acts.contains(&Action::Probe {
         service: 0,
         generation: 1,
-        attempt: 1
+        attempt: 1,
+        liveness: false
     }));
     assert_eq!(r.phase(0), Phase::Starting);
     assert!(spawns(&r.step(
@@ -292,7 +293,8 @@ fn a_dependent_waits_for_the_probe_to_pass() {
     assert!(r.step(10, Event::Tick).contains(&Action::Probe {
         service: 0,
         generation: 1,
-        attempt: 2
+        attempt: 2,
+        liveness: false
     }));
     // A late answer of the first attempt is not credited to the second.
     let late = r.step(

@@ -52,6 +52,14 @@ pub struct ProbePolicy {
     pub timeout: Duration,
 }
 
+/// `liveness:` as the core schedules it: a check every `probe.interval`
+/// once ready; `failures` consecutive failures make the service unhealthy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LivenessPolicy {
+    pub probe: ProbePolicy,
+    pub failures: u32,
+}
+
 /// Everything the core needs to decide about one service.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ServicePolicy {
@@ -70,6 +78,10 @@ pub struct ServicePolicy {
     pub probe: Option<ProbePolicy>,
     /// Which forwarded (non-shutdown) signals reach this service.
     pub forward: Forward,
+    /// Not ready this long after the spawn: stopped, and the attempt
+    /// counts as a failed exit.
+    pub start_timeout: Option<Duration>,
+    pub liveness: Option<LivenessPolicy>,
 }
 
 /// The `forward` key: which of the signals rinit forwards reach a service.
@@ -108,6 +120,8 @@ impl ServicePolicy {
             stop_timeout: Duration::from_secs(5),
             probe: None,
             forward: Forward::All,
+            start_timeout: None,
+            liveness: None,
         }
     }
 
@@ -138,6 +152,8 @@ pub enum Who {
     Service(usize),
     /// The exec readiness probe of a service.
     Probe(usize),
+    /// The exec liveness check of a running service.
+    Liveness(usize),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -256,6 +272,8 @@ pub enum Action {
         service: usize,
         generation: u64,
         attempt: u64,
+        /// The service's `liveness` check, not its `ready` probe.
+        liveness: bool,
     },
     /// Send a signal to a process group (ESRCH is fine).
     SignalGroup {

@@ -55,16 +55,16 @@ pub fn parse(buf: &[u8], max_head: usize) -> Parsed<'_> {
 /// The endpoints, for routing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Endpoint {
-    Healthz,
-    Readyz,
+    Check(Check),
     Status,
     Metrics,
 }
 
 fn endpoint(target: &str) -> Option<Endpoint> {
     match path_of(target) {
-        "/healthz" => Some(Endpoint::Healthz),
-        "/readyz" => Some(Endpoint::Readyz),
+        "/healthz" => Some(Endpoint::Check(Check::Health)),
+        "/readyz" => Some(Endpoint::Check(Check::Ready)),
+        "/startupz" => Some(Endpoint::Check(Check::Startup)),
         "/status" => Some(Endpoint::Status),
         "/metrics" => Some(Endpoint::Metrics),
         _ => None,
@@ -116,12 +116,7 @@ pub fn respond(
         _ => return error_response(405, false),
     };
     let (status, content_type, body) = match which {
-        Endpoint::Healthz | Endpoint::Readyz => {
-            let check = if which == Endpoint::Healthz {
-                Check::Health
-            } else {
-                Check::Ready
-            };
+        Endpoint::Check(check) => {
             let (ok, body) = render::check_json(check, snap);
             (if ok { 200 } else { 503 }, JSON, body)
         }

@@ -21,6 +21,8 @@ pub enum Check {
     Health,
     /// `/readyz`: everything running or done; no shutdown.
     Ready,
+    /// `/startupz`: every service wanted up has been ready once.
+    Startup,
 }
 
 impl Check {
@@ -28,16 +30,15 @@ impl Check {
         match self {
             Check::Health => snap.healthy(),
             Check::Ready => snap.ready(),
+            Check::Startup => snap.started(),
         }
     }
 
     /// Whether this service is one of the reasons the check fails.
     pub fn blames(self, service: &ServiceView) -> bool {
         match self {
-            Check::Health => matches!(
-                service.phase,
-                Phase::Failed | Phase::Backoff | Phase::Stopped
-            ),
+            Check::Health => service.unhealthy(),
+            Check::Startup => service.not_started(),
             // A `down` service is not wanted up: nobody waits for it.
             Check::Ready => !matches!(service.phase, Phase::Running | Phase::Done | Phase::Down),
         }
@@ -47,6 +48,7 @@ impl Check {
         match self {
             Check::Health => "unhealthy",
             Check::Ready => "not_ready",
+            Check::Startup => "not_started",
         }
     }
 }
@@ -130,6 +132,13 @@ fn push_service(out: &mut String, s: &ServiceView, now: Instant) {
     push_field_bool(out, "ready", s.ready);
     out.push_str(",\"wanted\":");
     push_json_str(out, if s.wanted_up { "up" } else { "down" });
+    out.push_str(",\"liveness\":{\"state\":");
+    push_json_str(out, s.liveness.as_str());
+    let failures = match s.liveness {
+        crate::core::snapshot::LivenessView::Failing(n) => n,
+        _ => 0,
+    };
+    let _ = write!(out, ",\"failures\":{failures}}}");
     out.push('}');
 }
 
@@ -250,6 +259,17 @@ pub fn metrics_text(snap: &Snapshot, extras: &super::http::Extras) -> String {
         out.push_str("rinit_service_restarts_total");
         push_labels(&mut out, &s.name, None);
         let _ = writeln!(out, " {}", s.restarts);
+    }
+    family(
+        &mut out,
+        "rinit_service_liveness_failures_total",
+        "counter",
+        "Failed liveness checks of the service since rinit started.",
+    );
+    for s in &snap.services {
+        out.push_str("rinit_service_liveness_failures_total");
+        push_labels(&mut out, &s.name, None);
+        let _ = writeln!(out, " {}", s.liveness_failures_total);
     }
     metrics_run_wide(&mut out, snap);
     log_metrics(&mut out, extras);

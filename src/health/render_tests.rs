@@ -19,6 +19,9 @@ fn view(name: &str, phase: Phase) -> ServiceView {
         wanted_up: phase != Phase::Down,
         restarts_operator: 0,
         ready: matches!(phase, Phase::Running | Phase::Done),
+        ever_ready: matches!(phase, Phase::Running | Phase::Done),
+        liveness: crate::core::snapshot::LivenessView::None,
+        liveness_failures_total: 0,
     }
 }
 
@@ -148,6 +151,7 @@ fn status_lists_every_service() {
             [
                 "critical",
                 "last_exit",
+                "liveness",
                 "name",
                 "pid",
                 "ready",
@@ -160,6 +164,7 @@ fn status_lists_every_service() {
         );
         assert_eq!(s.get("name").str(), v.name);
         assert_eq!(s.get("ready"), &Json::Bool(v.ready));
+        assert_eq!(s.get("liveness").get("state").str(), "none");
         let wanted = if v.wanted_up { "up" } else { "down" };
         assert_eq!(s.get("wanted").str(), wanted);
         assert_eq!(

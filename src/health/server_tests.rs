@@ -29,6 +29,9 @@ fn service(name: &str, phase: Phase) -> ServiceView {
         wanted_up: phase != Phase::Down,
         restarts_operator: 0,
         ready: matches!(phase, Phase::Running | Phase::Done),
+        ever_ready: matches!(phase, Phase::Running | Phase::Done),
+        liveness: crate::core::snapshot::LivenessView::None,
+        liveness_failures_total: 0,
     }
 }
 
