@@ -150,7 +150,7 @@ fn kubernetes_pod_matches_its_rinit_config() {
         str_at(config_map, &["metadata", "name"])
     );
 
-    // Probes: /healthz and /readyz on the port rinit listens on, reachable
+    // Probes: /startupz, /healthz and /readyz on the port rinit listens on, reachable
     // from the kubelet (not loopback).
     let listen: std::net::SocketAddr = str_at(&config, &["health", "listen"])
         .parse()
@@ -174,7 +174,11 @@ fn kubernetes_pod_matches_its_rinit_config() {
             .and_then(Value::as_u64)
             .unwrap_or_else(|| panic!("no container port named {name}"))
     };
-    for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
+    for (probe, path) in [
+        ("startupProbe", "/startupz"),
+        ("livenessProbe", "/healthz"),
+        ("readinessProbe", "/readyz"),
+    ] {
         let get_ = get(c, &[probe, "httpGet"]).unwrap_or_else(|| panic!("{probe}.httpGet"));
         assert_eq!(str_at(get_, &["path"]), path, "{probe}");
         let port = port_number(get_.get("port").expect("port"));

@@ -2380,3 +2380,210 @@ services:
     );
     assert_eq!(r.inst.expect_exit(LONG), 0, "{}", r.inst.stderr());
 }
+
+// ---------------------------------------------------------------------------
+// 12. Liveness checks, start_timeout, /startupz (SPEC section 12)
+// ---------------------------------------------------------------------------
+
+/// argv: PORT DIR. Serves GET /health: 500 while DIR/sick exists, a 2 s
+/// answer while DIR/slow exists, else 200.
+const HEALTH_SERVER: &str = r#"
+import os, sys, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+port, d = int(sys.argv[1]), sys.argv[2]
+class H(BaseHTTPRequestHandler):
+    def do_GET(self):
+        if os.path.exists(d + "/slow"):
+            time.sleep(2)
+        code = 500 if os.path.exists(d + "/sick") else 200
+        self.send_response(code)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    def log_message(self, *a):
+        pass
+ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
+"#;
+
+/// A config whose service `web` runs HEALTH_SERVER on its own port, ready
+/// on tcp, with the liveness block `liveness` (`{wport}` is its port).
+fn liveness_config(dir: &TestDir, extra: &str) -> String {
+    dir.write("srv.py", HEALTH_SERVER.as_bytes());
+    let wport = free_port();
+    format!(
+        r#"
+health: {{ listen: "127.0.0.1:{{port}}" }}
+services:
+  web:
+    command: ["{py}", "{{d}}/srv.py", "{wport}", "{{d}}"]
+    ready: {{ tcp: "127.0.0.1:{wport}", interval: 50ms }}
+{extra}
+"#,
+        py = python3().display(),
+    )
+    .replace("{wport}", &wport.to_string())
+}
+
+fn restarts_of(addr: SocketAddr, name: &str) -> i64 {
+    service(&status(addr), name)
+        .and_then(|s| s.get("restarts").int())
+        .unwrap_or(-1)
+}
+
+#[test]
+fn a_sigstopped_service_fails_its_liveness_check_and_is_restarted() {
+    let _serial = serial();
+    let dir = TestDir::new("liveness-stop");
+    let extra = "    liveness: { http: \"http://127.0.0.1:{wport}/health\", interval: 200ms, timeout: 100ms, failures: 3 }";
+    let yaml = liveness_config(&dir, extra);
+    let Some(r) = start(&dir, &yaml) else { return };
+    let py = python3().display().to_string();
+    let (ns, host) = live_service(&r, "web", &py, None);
+    wait_status(r.addr, "/healthz", 200, LONG);
+    let t0 = Instant::now();
+    assert!(kill(host, libc::SIGSTOP));
+    // Unhealthy: /healthz says 503 from the stop on, until ready again.
+    let body = wait_status(r.addr, "/healthz", 503, LONG).json();
+    let detected = t0.elapsed();
+    assert!(failing(&body).contains_key("web"), "{body:?}");
+    let (_, new_host) = live_service(&r, "web", &py, Some(ns));
+    assert_ne!(new_host, host);
+    // The stopped process got SIGCONT with its SIGTERM, so it could act on it.
+    assert!(
+        wait_for(LONG, || proc_info(host).is_none_or(|p| p.is_zombie())),
+        "the stopped process is still there"
+    );
+    wait_status(r.addr, "/healthz", 200, LONG);
+    assert_eq!(restarts_of(r.addr, "web"), 1);
+    let err = r.inst.stderr();
+    assert!(
+        err.contains("web: unhealthy (liveness check failed 3 times in a row): stopping it"),
+        "{err}"
+    );
+    // Three checks 200 ms apart, each failing at its 100 ms timeout: about
+    // 500-700 ms after the stop; the bound is loose for a loaded machine.
+    eprintln!("SIGSTOP -> unhealthy in {}", ms(detected));
+    assert!(detected >= Duration::from_millis(400), "{detected:?}");
+    assert!(detected < Duration::from_secs(5), "{detected:?}");
+    let st = status(r.addr);
+    let web = service(&st, "web").expect("web");
+    assert_eq!(web.get("liveness").get("state").str(), Some("passing"));
+}
+
+#[test]
+fn a_liveness_endpoint_answering_500_crash_loops_to_failed() {
+    let dir = TestDir::new("liveness-500");
+    let extra = "    liveness: { http: \"http://127.0.0.1:{wport}/health\", interval: 100ms, timeout: 50ms, failures: 2 }
+    max_restarts: { count: 1, within: 60s }
+    backoff: { initial: 50ms }
+    critical: false
+  # Keeps rinit up once web has failed (else nothing could run any more).
+  other:
+    command: [sleep, \"1000\"]";
+    let yaml = liveness_config(&dir, extra);
+    let Some(r) = start(&dir, &yaml) else { return };
+    let py = python3().display().to_string();
+    live_service(&r, "web", &py, None);
+    dir.write("sick", b"");
+    assert!(
+        wait_for(LONG, || state_of(r.addr, "web").as_deref()
+            == Some("failed")),
+        "{}",
+        r.inst.stderr()
+    );
+    assert_eq!(restarts_of(r.addr, "web"), 1, "one restart, then failed");
+    let body = wait_status(r.addr, "/healthz", 503, LONG).json();
+    assert_eq!(
+        failing(&body).get("web").map(String::as_str),
+        Some("failed")
+    );
+    let metrics = must_get(r.addr, "/metrics").body;
+    let failures = metric(
+        &metrics,
+        "rinit_service_liveness_failures_total{service=\"web\"}",
+    );
+    assert_eq!(failures, Some(4.0), "{metrics}");
+    let err = r.inst.stderr();
+    assert!(err.contains("web: liveness check failed (1 of 2)"), "{err}");
+    assert!(err.contains("stopped as unhealthy"), "{err}");
+}
+
+#[test]
+fn a_liveness_answer_slower_than_its_timeout_is_a_failure() {
+    let dir = TestDir::new("liveness-slow");
+    let extra = "    liveness: { http: \"http://127.0.0.1:{wport}/health\", interval: 300ms, timeout: 100ms, failures: 2 }";
+    let yaml = liveness_config(&dir, extra);
+    let Some(r) = start(&dir, &yaml) else { return };
+    let py = python3().display().to_string();
+    let (ns, _) = live_service(&r, "web", &py, None);
+    dir.write("slow", b"");
+    assert!(
+        wait_for(LONG, || restarts_of(r.addr, "web") >= 1),
+        "{}",
+        r.inst.stderr()
+    );
+    std::fs::remove_file(dir.join("slow")).expect("rm slow");
+    live_service(&r, "web", &py, Some(ns));
+    wait_status(r.addr, "/healthz", 200, LONG);
+}
+
+#[test]
+fn start_timeout_restarts_a_service_never_ready_and_a_critical_one_ends_the_container() {
+    let dir = TestDir::new("start-timeout");
+    let closed = free_port();
+    let yaml = format!(
+        r#"
+health: {{ listen: "127.0.0.1:{{port}}" }}
+services:
+  db:
+    command: [sleep, "1000"]
+    ready: {{ tcp: "127.0.0.1:{closed}", interval: 50ms }}
+    start_timeout: 300ms
+    max_restarts: {{ count: 1, within: 60s }}
+    backoff: {{ initial: 50ms }}
+"#
+    );
+    let Some(mut r) = start(&dir, &yaml) else {
+        return;
+    };
+    assert!(
+        wait_for(LONG, || must_get(r.addr, "/startupz").status == 503),
+        "never ready: /startupz 503"
+    );
+    // sleep ends on the stop's SIGTERM: the critical service's status.
+    assert_eq!(r.inst.expect_exit(LONG), 128 + libc::SIGTERM);
+    let err = r.inst.stderr();
+    assert_eq!(
+        err.matches("db: unhealthy (not ready 300ms after its start: start_timeout)")
+            .count(),
+        2,
+        "{err}"
+    );
+    assert!(err.contains("failed (critical, shutting down)"), "{err}");
+}
+
+#[test]
+fn startupz_is_503_until_every_service_was_ready_once() {
+    let dir = TestDir::new("startupz");
+    let yaml = r#"
+health: { listen: "127.0.0.1:{port}" }
+services:
+  init:
+    oneshot: true
+    command: [sh, -c, "until test -f {d}/go; do sleep 0.02; done"]
+  web:
+    command: [sleep, "1000"]
+    depends_on: [init]
+"#;
+    let Some(r) = start(&dir, yaml) else { return };
+    let body = must_get(r.addr, "/startupz");
+    assert_eq!(body.status, 503, "{body:?}");
+    let blamed = failing(&body.json());
+    assert_eq!(blamed.len(), 2, "{blamed:?}");
+    dir.write("go", b"");
+    wait_status(r.addr, "/startupz", 200, LONG);
+    // A crash of a service that was ready once does not undo start-up.
+    let (_, host) = live_service(&r, "web", "sleep", None);
+    assert!(kill(host, libc::SIGKILL));
+    wait_status(r.addr, "/healthz", 503, LONG);
+    assert_eq!(must_get(r.addr, "/startupz").status, 200);
+}

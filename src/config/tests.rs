@@ -613,3 +613,33 @@ fn placing_errors_is_linear_in_the_size_of_the_file() {
         "300 errors: {t_small:?}, 3,000: {t_large:?} ({ratio:.1}x)"
     );
 }
+
+#[test]
+fn liveness_and_start_timeout() {
+    let ok = "    command: x\n    liveness: {http: \"http://127.0.0.1:8080/health\", interval: 2s}\n    start_timeout: 30s\n";
+    check(&service(ok), &[]);
+    check(
+        &service("    command: x\n    liveness: {tcp: \"h:1\", interval: 1s, timeout: 1s}\n"),
+        &["4:51 web must be shorter than `interval` (1s)"],
+    );
+    check(
+        &service("    command: x\n    liveness: {exec: [true], failures: 0}\n"),
+        &["4:40 web must be from 1 to 1000 consecutive failures, found 0"],
+    );
+    check(
+        &service("    command: x\n    liveness: {interval: 1s}\n"),
+        &["4:5 web `liveness` needs one of `tcp`, `http` or `exec`"],
+    );
+    check(
+        &service("    command: x\n    liveness: {tcp: \"h:1\", failurs: 2}\n"),
+        &["4:28 web unknown key `failurs` (did you mean `failures`?); valid keys here: tcp, http, exec, interval, timeout, failures"],
+    );
+    check(
+        &service("    command: x\n    oneshot: true\n    liveness: {tcp: \"h:1\"}\n"),
+        &["5:5 web a oneshot runs to completion; it takes no `liveness` check"],
+    );
+    check(
+        &service("    command: x\n    start_timeout: 0s\n"),
+        &["4:20 web `start_timeout` must be longer than 0s"],
+    );
+}

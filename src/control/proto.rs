@@ -383,8 +383,9 @@ pub fn table(services: &[&ServiceView], now: Instant) -> String {
         "RESTARTS",
         "LAST EXIT",
         "READY",
+        "LIVENESS",
     ];
-    let rows: Vec<[String; 8]> = services.iter().map(|s| row(s, now)).collect();
+    let rows: Vec<[String; 9]> = services.iter().map(|s| row(s, now)).collect();
     let mut widths = header.map(str::len);
     for r in &rows {
         for (w, cell) in widths.iter_mut().zip(r) {
@@ -412,7 +413,7 @@ pub fn table(services: &[&ServiceView], now: Instant) -> String {
     out
 }
 
-fn row(s: &ServiceView, now: Instant) -> [String; 8] {
+fn row(s: &ServiceView, now: Instant) -> [String; 9] {
     let dash = || "-".to_string();
     [
         s.name.clone(),
@@ -425,7 +426,18 @@ fn row(s: &ServiceView, now: Instant) -> [String; 8] {
         s.restarts.to_string(),
         s.last_exit.map_or_else(dash, exit_words),
         if is_ready(s) { "yes" } else { "no" }.to_string(),
+        liveness_words(s.liveness),
     ]
+}
+
+/// `-` without a check; `failing 2` with the count in a row.
+fn liveness_words(l: crate::core::snapshot::LivenessView) -> String {
+    use crate::core::snapshot::LivenessView;
+    match l {
+        LivenessView::None => "-".to_string(),
+        LivenessView::Failing(n) => format!("failing {n}"),
+        other => other.as_str().to_string(),
+    }
 }
 
 fn wanted_word(s: &ServiceView) -> &'static str {
