@@ -63,6 +63,7 @@ enum Msg {
     Signal(i32),
     Probe(ProbeDone),
     Control(Submitted),
+    Notify(crate::io::notify::NotifyDone),
 }
 
 struct Shell {
@@ -74,6 +75,8 @@ struct Shell {
     chdir_done: bool,
     /// Leaders rinit spawned and groups being drained: who may be signalled.
     groups: Groups,
+    /// Per service, the `NOTIFY_SOCKET` it gets (sd_notify services).
+    notify_sockets: Vec<Option<String>>,
 }
 
 /// Runs until the supervisor decides to exit; returns the exit status.
@@ -92,7 +95,10 @@ pub fn run(mut spec: RunSpec) -> i32 {
         }
     };
     let mut shell = Shell {
+        // rinit's own NOTIFY_SOCKET (it is a notify client of whoever
+        // started it) is never a service's: theirs are rinit's sockets.
         env: std::env::vars_os()
+            .filter(|(k, _)| k != "NOTIFY_SOCKET")
             .map(|(k, v)| {
                 let mut kv = k.into_vec();
                 kv.push(b'=');
@@ -106,12 +112,20 @@ pub fn run(mut spec: RunSpec) -> i32 {
         io,
         chdir_done: false,
         groups: Groups::default(),
+        notify_sockets: Vec::new(),
     };
+    shell.open_notify_sockets();
     if shell.spec.command.is_empty() {
         // Only a main command inherits rinit's extra fds.
         shell.close_inherited();
     }
-    let code = event_loop(&mut sup, &mut shell, &rx, published.as_deref());
+    let notifier = crate::os::notify::Client::from_env().map(|c| (c, Default::default()));
+    let code = event_loop(&mut sup, &mut shell, &rx, published.as_deref(), notifier);
+    for address in shell.notify_sockets.iter().flatten() {
+        if !address.starts_with('@') {
+            let _ = std::fs::remove_file(address);
+        }
+    }
     // Every process is reaped: the pipes hold the services' last words.
     shell.io.drain(None, RELAY_DRAIN);
     if let Some(path) = socket_path {
@@ -141,6 +155,7 @@ fn start_threads(
         let _ = t.send(match e {
             IoEvent::Probe(d) => Msg::Probe(d),
             IoEvent::Control(c) => Msg::Control(c),
+            IoEvent::Notify(n) => Msg::Notify(n),
         });
     });
     if let Some(published) = published {
@@ -233,7 +248,9 @@ fn event_loop(
     shell: &mut Shell,
     rx: &Receiver<Msg>,
     published: Option<&Published>,
+    mut notifier: Option<(crate::os::notify::Client, crate::core::notify::ClientState)>,
 ) -> i32 {
+    let has_main = !shell.spec.command.is_empty();
     let mut pending = VecDeque::from([Event::Tick]);
     loop {
         while let Some(event) = pending.pop_front() {
@@ -248,8 +265,16 @@ fn event_loop(
             }
             shell.after_event(&handled, &mut pending);
         }
-        if let Some(p) = published {
-            p.publish(Arc::new(sup.snapshot()));
+        if published.is_some() || notifier.is_some() {
+            let snap = Arc::new(sup.snapshot());
+            if let Some((client, state)) = notifier.as_mut() {
+                for message in state.messages(&snap, has_main) {
+                    client.send(&message);
+                }
+            }
+            if let Some(p) = published {
+                p.publish(snap);
+            }
         }
         if let Some(event) = shell.wait(sup.next_deadline(), rx) {
             if let Event::Exited { pid, .. } = event {
@@ -300,6 +325,11 @@ impl Shell {
             Msg::Signal(sig) => Some(Event::Signal(sig)),
             Msg::Control(Submitted::Request(req)) => Some(Event::Control(req)),
             Msg::Control(Submitted::Shutdown) => Some(Event::Signal(crate::core::signal::SIGTERM)),
+            Msg::Notify(n) => Some(Event::Notify {
+                service: n.service,
+                session: n.session,
+                notice: n.notice,
+            }),
             Msg::Probe(ProbeDone { key, ok }) => Some(Event::ProbeResult {
                 service: key.service,
                 generation: key.generation,
@@ -474,7 +504,18 @@ impl Shell {
                 .map(OsString::from)
                 .collect(),
         };
-        let env = merge_env(&self.env, &svc.env);
+        let mut env = merge_env(&self.env, &svc.env);
+        let notify = match who {
+            Who::Service(i) => self.notify_sockets.get(i).and_then(Option::as_ref),
+            _ => None,
+        };
+        if let Some(address) = notify {
+            env.retain(|kv| !kv.as_encoded_bytes().starts_with(b"NOTIFY_SOCKET="));
+            env.push(OsString::from(format!("NOTIFY_SOCKET={address}")));
+            if let Some(w) = svc.policy.watchdog {
+                env.push(OsString::from(format!("WATCHDOG_USEC={}", w.as_micros())));
+            }
+        }
         let stdio = match (who, svc.output) {
             (Who::Probe(_) | Who::Liveness(_), _) => Stdio::QuietStdout,
             (_, Output::Prefix) => Stdio::Pipes,
@@ -511,6 +552,47 @@ impl Shell {
                 });
             }
         }
+    }
+
+    /// One datagram socket per sd_notify service, made before anything
+    /// starts (SPEC section 12), under `<runtime_dir>/notify/`, owned by the
+    /// service's user when rinit switches to it.
+    fn open_notify_sockets(&mut self) {
+        let Some(cfg) = self.spec.config.as_ref() else {
+            return;
+        };
+        let dir = std::env::var_os("RINIT_RUNTIME_DIR")
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| cfg.runtime.runtime_dir.clone())
+            .unwrap_or_else(|| PathBuf::from(crate::control::socket::DEFAULT_RUNTIME_DIR))
+            .join("notify");
+        let root = sys::euid() == 0;
+        let mut sockets = Vec::with_capacity(cfg.services.len());
+        for (i, svc) in cfg.services.iter().enumerate() {
+            if !svc.policy.notify {
+                sockets.push(None);
+                continue;
+            }
+            let owner = svc.user.as_ref().filter(|_| root).map(|u| (u.uid, u.gid));
+            match crate::os::notify::bind(&dir, &svc.name, owner) {
+                Ok(bound) => {
+                    self.io.send(Cmd::Notify {
+                        service: i,
+                        fd: bound.fd,
+                    });
+                    sockets.push(Some(bound.address));
+                }
+                Err(e) => {
+                    log::error!(
+                        "{}: no notify socket ({e}): it cannot say READY=1",
+                        svc.name
+                    );
+                    sockets.push(None);
+                }
+            }
+        }
+        self.notify_sockets = sockets;
     }
 
     fn start_probe(&self, key: ProbeKey, liveness: bool) {

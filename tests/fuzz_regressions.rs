@@ -65,3 +65,8 @@ fn http_head_inputs_never_panic_and_responses_are_framed() {
     let snap = checks::snapshot(now);
     replay("http_head", |data| checks::http_head(data, &snap, now));
 }
+
+#[test]
+fn notify_inputs_never_panic_and_parse_consistently() {
+    replay("notify", checks::notify);
+}

@@ -97,6 +97,7 @@ pub fn snapshot(now: Instant) -> Snapshot {
                 LivenessView::Unhealthy,
             ][i % 4],
             liveness_failures_total: i as u64,
+            notify_status: (i % 2 == 1).then(|| format!("status \"{i}\"\n")),
         })
         .collect();
     Snapshot {
@@ -105,6 +106,7 @@ pub fn snapshot(now: Instant) -> Snapshot {
         shutting_down: false,
         reaped_total: 3,
         orphans_reaped: 1,
+        notify_ignored: 2,
     }
 }
 
@@ -175,4 +177,46 @@ fn response(bytes: &[u8], head_only: bool) {
     } else {
         assert_eq!(body.len(), length, "Content-Length is not the body length");
     }
+}
+
+/// The sd_notify datagram parser on arbitrary bytes: never panics, keeps
+/// STATUS text bounded and free of control characters, and a datagram
+/// rebuilt from what it understood parses to the same notice.
+pub fn notify(data: &[u8]) {
+    use rinit_pid1::core::notify::{parse, MAX_STATUS_CHARS};
+    let n = parse(data);
+    if let Some(status) = &n.status {
+        assert!(status.chars().count() <= MAX_STATUS_CHARS, "{status:?}");
+        assert!(!status.chars().any(char::is_control), "{status:?}");
+    }
+    let lines = data
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .count();
+    assert!(n.ignored as usize <= lines, "{n:?}");
+    let mut again = Vec::new();
+    for (on, key) in [
+        (n.ready, "READY=1"),
+        (n.reloading, "RELOADING=1"),
+        (n.stopping, "STOPPING=1"),
+        (n.watchdog, "WATCHDOG=1"),
+        (n.watchdog_trigger, "WATCHDOG=trigger"),
+    ] {
+        if on {
+            again.extend_from_slice(key.as_bytes());
+            again.push(b'\n');
+        }
+    }
+    if let Some(s) = &n.status {
+        again.extend_from_slice(format!("STATUS={s}\n").as_bytes());
+    }
+    if let Some(v) = n.extend_timeout_usec {
+        again.extend_from_slice(format!("EXTEND_TIMEOUT_USEC={v}\n").as_bytes());
+    }
+    if let Some(p) = n.main_pid {
+        again.extend_from_slice(format!("MAINPID={p}\n").as_bytes());
+    }
+    let mut rebuilt = parse(&again);
+    rebuilt.ignored = n.ignored;
+    assert_eq!(rebuilt, n, "{:?}", String::from_utf8_lossy(data));
 }

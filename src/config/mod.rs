@@ -54,6 +54,8 @@ pub enum ReadyCheck {
     },
     /// Passes when the command exits 0.
     Exec(Vec<String>),
+    /// `sd_notify: true`: the service says `READY=1` on its own socket.
+    Notify,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -23,7 +23,7 @@ pub const TOP_KEYS: &[&str] = &[
 pub const LOGS_KEYS: &[&str] = &["buffer", "format"];
 pub const HEALTH_KEYS: &[&str] = &["listen"];
 pub const SHUTDOWN_KEYS: &[&str] = &["drain", "timeout"];
-pub const READY_KEYS: &[&str] = &["tcp", "http", "exec", "interval", "timeout"];
+pub const READY_KEYS: &[&str] = &["tcp", "http", "exec", "sd_notify", "interval", "timeout"];
 pub const LIVENESS_KEYS: &[&str] = &["tcp", "http", "exec", "interval", "timeout", "failures"];
 pub const BACKOFF_KEYS: &[&str] = &["initial", "max"];
 pub const MAX_RESTARTS_KEYS: &[&str] = &["count", "within"];
@@ -50,6 +50,7 @@ pub const SERVICE_KEYS: &[&str] = &[
     "no_new_privs",
     "start_timeout",
     "liveness",
+    "watchdog",
 ];
 
 #[derive(Debug, Default, Deserialize)]
@@ -115,6 +116,7 @@ pub struct RawService {
     pub no_new_privs: Option<bool>,
     pub start_timeout: Option<Scalar>,
     pub liveness: Option<RawLiveness>,
+    pub watchdog: Option<Scalar>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -123,6 +125,7 @@ pub struct RawReady {
     pub tcp: Option<Scalar>,
     pub http: Option<Scalar>,
     pub exec: Option<Vec<Scalar>>,
+    pub sd_notify: Option<bool>,
     pub interval: Option<Scalar>,
     pub timeout: Option<Scalar>,
 }
@@ -146,6 +149,7 @@ impl RawLiveness {
             tcp: self.tcp.clone(),
             http: self.http.clone(),
             exec: self.exec.clone(),
+            sd_notify: None,
             interval: self.interval.clone(),
             timeout: self.timeout.clone(),
         }
@@ -367,19 +371,34 @@ fn require_command(map: &Mapping, name: &str, report: &mut Report) {
 /// Reports a `ready` block without exactly one of `tcp`, `http`, `exec`
 /// (before their types are checked, so a badly typed one still counts).
 fn require_one_probe(check: &Mapping, key: &str, name: &str, report: &mut Report) {
-    let given: Vec<&str> = ["tcp", "http", "exec"]
-        .into_iter()
+    let kinds: &[&str] = if key == "ready" {
+        &["tcp", "http", "exec", "sd_notify"]
+    } else {
+        &["tcp", "http", "exec"]
+    };
+    let given: Vec<&str> = kinds
+        .iter()
+        .copied()
         .filter(|k| check.contains_key(k))
         .collect();
     match given.as_slice() {
         [_] => {}
         [] => {
-            let message = format!("`{key}` needs one of `tcp`, `http` or `exec`");
+            let message = if key == "ready" {
+                "`ready` needs one of `tcp`, `http`, `exec` or `sd_notify`".to_string()
+            } else {
+                format!("`{key}` needs one of `tcp`, `http` or `exec`")
+            };
             report.at_key(&["services", name, key], message);
         }
         [first, second, ..] => {
             let message = format!(
-                "`{key}` takes exactly one of `tcp`, `http` or `exec`, found `{first}` and `{second}`"
+                "`{key}` takes exactly one of {}, found `{first}` and `{second}`",
+                kinds
+                    .iter()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
             report.at_key(&["services", name, key, second], message);
         }

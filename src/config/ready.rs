@@ -17,9 +17,36 @@ type ProbeError = (Option<usize>, String);
 
 /// The readiness check and its probe policy; `None` when there is a problem
 /// (reported here, or by the shape check when the probe kind is missing).
-pub fn ready(raw: &RawReady, name: &str, report: &mut Report) -> Option<(ReadyCheck, ProbePolicy)> {
+pub fn ready(
+    raw: &RawReady,
+    name: &str,
+    report: &mut Report,
+) -> Option<(ReadyCheck, Option<ProbePolicy>)> {
+    if let Some(on) = raw.sd_notify {
+        return notify(raw, on, name, report).then_some((ReadyCheck::Notify, None));
+    }
     let second = Duration::from_secs(1);
-    check(raw, "ready", (second, second), name, report)
+    check(raw, "ready", (second, second), name, report).map(|(c, p)| (c, Some(p)))
+}
+
+/// `ready: {sd_notify: true}`: nothing to poll, so no `interval` or
+/// `timeout` (`start_timeout` bounds the wait).
+fn notify(raw: &RawReady, on: bool, name: &str, report: &mut Report) -> bool {
+    let at = |key| ["services", name, "ready", key];
+    if !on {
+        let message = "must be `true`; for no readiness check leave `ready` out";
+        report.at_value(&at("sd_notify"), message);
+        return false;
+    }
+    let timing = [("interval", &raw.interval), ("timeout", &raw.timeout)];
+    for (key, value) in timing {
+        if value.is_some() {
+            let message = format!("`{key}` is for polled probes; an sd_notify service says when it is ready (bound the wait with `start_timeout`)");
+            report.at_key(&at(key), message);
+            return false;
+        }
+    }
+    true
 }
 
 /// `liveness:` (SPEC sections 4 and 12): a check as in `ready`, every
@@ -94,6 +121,7 @@ fn check(
         _ => return None,
     };
     match check {
+        Ok(ReadyCheck::Notify) => None,
         Ok(check) => {
             let kind = match check {
                 ReadyCheck::Exec(_) => ProbeKind::Exec,

@@ -234,7 +234,20 @@ fn service(
             "a oneshot is ready when it exits with a success code; it takes no `ready` probe";
         report.at_key(&at("ready"), message);
     }
-    policy.probe = ready.as_ref().map(|(_, probe)| *probe);
+    policy.probe = ready.as_ref().and_then(|(_, probe)| *probe);
+    policy.notify = matches!(ready, Some((super::ReadyCheck::Notify, _)));
+    let watchdog = positive_bounded(
+        raw.watchdog.as_ref(),
+        MAX_PROBE_DURATION,
+        &at("watchdog"),
+        report,
+    );
+    if watchdog.is_some() && !policy.notify {
+        let message =
+            "`watchdog` needs `ready: {sd_notify: true}`: the service feeds it with WATCHDOG=1";
+        report.at_key(&at("watchdog"), message);
+    }
+    policy.watchdog = watchdog.filter(|_| policy.notify);
     let liveness = raw
         .liveness
         .as_ref()

@@ -6,6 +6,8 @@
 mod control;
 mod drain;
 mod forward;
+mod notified;
+pub mod notify;
 pub mod service;
 pub mod shutdown;
 pub mod signal;

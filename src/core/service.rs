@@ -121,6 +121,14 @@ pub struct Service {
     /// Unhealthy (see `stop_is_failure`) and not ready again since:
     /// `/healthz` says 503 meanwhile.
     pub unhealthy: bool,
+    /// `RELOADING=1` and no `READY=1` since: not ready.
+    pub reloading: bool,
+    /// The last `STATUS=` text.
+    pub notify_status: Option<String>,
+    /// When the next `WATCHDOG=1` is due, while running with a watchdog.
+    watchdog_at: Option<Instant>,
+    /// `EXTEND_TIMEOUT_USEC=`: the start deadline, moved once.
+    start_extended: Option<Instant>,
 }
 
 /// What a finished liveness check means.
@@ -152,6 +160,10 @@ impl Service {
             liveness_failures_total: 0,
             stop_is_failure: false,
             unhealthy: false,
+            reloading: false,
+            notify_status: None,
+            watchdog_at: None,
+            start_extended: None,
         }
     }
 
@@ -236,7 +248,7 @@ impl Service {
 
     /// Ready now: running, or a oneshot that is done.
     pub fn is_ready(&self) -> bool {
-        matches!(self.state, State::Running { .. } | State::Done)
+        matches!(self.state, State::Running { .. } | State::Done) && !self.reloading
     }
 
     /// Its process is to be stopped as soon as it is known: the operator
@@ -283,6 +295,9 @@ impl Service {
         self.generation += 1;
         self.stop_is_failure = false;
         self.liveness_failures = 0;
+        self.reloading = false;
+        self.start_extended = None;
+        self.watchdog_at = None;
         let probe = self.policy.probe.map(|_| Probe {
             next_at: now,
             inflight: None,
@@ -303,7 +318,7 @@ impl Service {
             return false;
         };
         // A process to be stopped at once is never reported ready.
-        if probe.is_some() || self.policy.oneshot || self.stop_requested() {
+        if probe.is_some() || self.policy.notify || self.policy.oneshot || self.stop_requested() {
             let (since, probe) = (*since, probe.clone());
             self.state = State::Starting {
                 pid: Some(pid),
@@ -345,6 +360,34 @@ impl Service {
             inflight: None,
             attempts,
         });
+        self.watchdog_at = self.policy.watchdog.map(|w| after(now, w));
+    }
+
+    /// `WATCHDOG=1`: the next one is due a `watchdog` from now.
+    pub fn feed_watchdog(&mut self, now: Instant) {
+        if matches!(self.state, State::Running { .. }) {
+            self.watchdog_at = self.policy.watchdog.map(|w| after(now, w));
+        }
+    }
+
+    /// The watchdog went unfed past its deadline (once: it is cleared).
+    pub fn watchdog_missed(&mut self, now: Instant) -> Option<std::time::Duration> {
+        let due = self.watchdog_at?;
+        if now < due || !matches!(self.state, State::Running { .. }) || self.stop_requested() {
+            return None;
+        }
+        self.watchdog_at = None;
+        self.policy.watchdog
+    }
+
+    /// `EXTEND_TIMEOUT_USEC=`: while starting, the start deadline becomes
+    /// `now + extra` if that is later; honoured once per process.
+    pub fn extend_start(&mut self, now: Instant, extra: std::time::Duration) -> bool {
+        if self.start_extended.is_some() || !matches!(self.state, State::Starting { .. }) {
+            return false;
+        }
+        self.start_extended = Some(after(now, extra));
+        true
     }
 
     /// The check that runs in the current state: the readiness probe while
@@ -388,9 +431,14 @@ impl Service {
                 pid: Some(_),
                 since,
                 ..
-            } if !self.stop_requested() && now >= after(since, limit) => Some(limit),
+            } if !self.stop_requested() && now >= self.start_deadline(since, limit) => Some(limit),
             _ => None,
         }
+    }
+
+    fn start_deadline(&self, since: Instant, limit: std::time::Duration) -> Instant {
+        let own = after(since, limit);
+        self.start_extended.map_or(own, |e| e.max(own))
     }
 
     /// About to be stopped as unhealthy: its exit will be a failure, and
@@ -569,12 +617,16 @@ impl Service {
                 let timeout = (!self.stop_requested())
                     .then_some(self.policy.start_timeout)
                     .flatten()
-                    .map(|t| after(*since, t));
+                    .map(|t| self.start_deadline(*since, t));
                 super::types::deadline_min(check, timeout)
             }
             State::Running { .. } => {
-                let p = self.check.as_ref()?;
-                Some(p.inflight.as_ref().map_or(p.next_at, |i| i.deadline))
+                let check = self
+                    .check
+                    .as_ref()
+                    .map(|p| p.inflight.as_ref().map_or(p.next_at, |i| i.deadline));
+                let watchdog = self.watchdog_at.filter(|_| !self.stop_requested());
+                super::types::deadline_min(check, watchdog)
             }
             State::Stopping {
                 deadline,

@@ -71,6 +71,8 @@ pub struct ServiceView {
     pub liveness: LivenessView,
     /// Failed liveness checks so far, for `/metrics`.
     pub liveness_failures_total: u64,
+    /// The last sd_notify `STATUS=` text.
+    pub notify_status: Option<String>,
 }
 
 /// The liveness part of `/status` (SPEC section 7).
@@ -122,6 +124,8 @@ pub struct Snapshot {
     pub reaped_total: u64,
     /// Orphans: reaped processes rinit did not spawn itself.
     pub orphans_reaped: u64,
+    /// sd_notify datagrams ignored (another sender, or over 4 KiB).
+    pub notify_ignored: u64,
 }
 
 impl Snapshot {
@@ -132,6 +136,7 @@ impl Snapshot {
             shutting_down: false,
             reaped_total: 0,
             orphans_reaped: 0,
+            notify_ignored: 0,
         }
     }
 
@@ -154,6 +159,6 @@ impl Snapshot {
             && self
                 .services
                 .iter()
-                .all(|s| matches!(s.phase, Phase::Running | Phase::Done | Phase::Down))
+                .all(|s| s.ready || s.phase == Phase::Down)
     }
 }

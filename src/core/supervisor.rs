@@ -60,6 +60,8 @@ pub struct Supervisor {
     pub(super) notes: Vec<Note>,
     /// Operator requests not yet answered or whose stops are not done.
     pub(super) pending: Vec<Pending>,
+    /// Notify datagrams ignored: from outside the service, or unreadable.
+    pub(super) notify_ignored: u64,
 }
 
 impl Supervisor {
@@ -80,6 +82,7 @@ impl Supervisor {
             expected: Vec::new(),
             notes: Vec::new(),
             pending: Vec::new(),
+            notify_ignored: 0,
         }
     }
 
@@ -106,6 +109,11 @@ impl Supervisor {
             } => self.on_probe_result(service, generation, Some(attempt), ok, now, &mut acts),
             Event::Tick => {}
             Event::Control(req) => self.on_control(req, now, &mut acts),
+            Event::Notify {
+                service,
+                session,
+                notice,
+            } => self.on_notify(service, session, notice, now, &mut acts),
         }
         self.step(now, &mut acts);
         acts
@@ -166,6 +174,7 @@ impl Supervisor {
                     ever_ready: s.ever_ready,
                     liveness: s.liveness_view(),
                     liveness_failures_total: s.liveness_failures_total,
+                    notify_status: s.notify_status.clone(),
                 })
                 .collect(),
             main_pid: match self.main {
@@ -175,6 +184,7 @@ impl Supervisor {
             shutting_down: self.shutdown.is_some(),
             reaped_total: self.reaped_total,
             orphans_reaped: self.orphans_reaped,
+            notify_ignored: self.notify_ignored,
         }
     }
 
@@ -227,7 +237,7 @@ impl Supervisor {
         }
     }
 
-    fn note_ready(&mut self, i: usize) {
+    pub(super) fn note_ready(&mut self, i: usize) {
         if let Some(s) = self.services.get(i) {
             let text = format!("{}: running", s.name());
             self.note(Level::Info, text);
@@ -483,7 +493,13 @@ impl Supervisor {
 
     /// Stops service `i` with its own stop rules because it is unhealthy
     /// (`why`); its exit will be handled as a failure.
-    fn stop_unhealthy(&mut self, i: usize, why: &str, now: Instant, acts: &mut Vec<Action>) {
+    pub(super) fn stop_unhealthy(
+        &mut self,
+        i: usize,
+        why: &str,
+        now: Instant,
+        acts: &mut Vec<Action>,
+    ) {
         if self.shutdown.is_some() {
             return;
         }
@@ -536,7 +552,10 @@ impl Supervisor {
                         self.probe_timers(i, now, acts);
                     }
                 }
-                State::Running { .. } => self.probe_timers(i, now, acts),
+                State::Running { .. } => {
+                    self.watchdog_timer(i, now, acts);
+                    self.probe_timers(i, now, acts);
+                }
                 _ => {}
             }
         }

@@ -82,6 +82,10 @@ pub struct ServicePolicy {
     /// counts as a failed exit.
     pub start_timeout: Option<Duration>,
     pub liveness: Option<LivenessPolicy>,
+    /// `ready: {sd_notify: true}`: ready on `READY=1` (SPEC section 12).
+    pub notify: bool,
+    /// With `notify`: `WATCHDOG=1` is due at least this often once ready.
+    pub watchdog: Option<Duration>,
 }
 
 /// The `forward` key: which of the signals rinit forwards reach a service.
@@ -122,6 +126,8 @@ impl ServicePolicy {
             forward: Forward::All,
             start_timeout: None,
             liveness: None,
+            notify: false,
+            watchdog: None,
         }
     }
 
@@ -195,6 +201,14 @@ pub enum Event {
     Tick,
     /// An operator's request (`rinit ctl`); answered by `Action::Reply`.
     Control(Request),
+    /// A datagram on a service's notify socket: `session` is the session
+    /// of the sending process (from its credentials), `notice` what it
+    /// said; None when it was unreadable or over 4 KiB.
+    Notify {
+        service: usize,
+        session: Option<i32>,
+        notice: Option<super::notify::Notice>,
+    },
 }
 
 /// Names a control request, so its reply finds the connection waiting.

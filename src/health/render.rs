@@ -40,7 +40,7 @@ impl Check {
             Check::Health => service.unhealthy(),
             Check::Startup => service.not_started(),
             // A `down` service is not wanted up: nobody waits for it.
-            Check::Ready => !matches!(service.phase, Phase::Running | Phase::Done | Phase::Down),
+            Check::Ready => !(service.ready || service.phase == Phase::Down),
         }
     }
 
@@ -139,6 +139,11 @@ fn push_service(out: &mut String, s: &ServiceView, now: Instant) {
         _ => 0,
     };
     let _ = write!(out, ",\"failures\":{failures}}}");
+    out.push_str(",\"notify_status\":");
+    match &s.notify_status {
+        Some(text) => push_json_str(out, text),
+        None => out.push_str("null"),
+    }
     out.push('}');
 }
 
@@ -298,6 +303,13 @@ fn metrics_run_wide(out: &mut String, snap: &Snapshot) {
         "1 while a shutdown is under way, else 0.",
     );
     let _ = writeln!(out, "rinit_shutting_down {}", u8::from(snap.shutting_down));
+    family(
+        out,
+        "rinit_notify_ignored_total",
+        "counter",
+        "sd_notify datagrams ignored: sent from outside the service's session, or over 4 KiB.",
+    );
+    let _ = writeln!(out, "rinit_notify_ignored_total {}", snap.notify_ignored);
 }
 
 fn log_metrics(out: &mut String, extras: &super::http::Extras) {

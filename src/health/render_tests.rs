@@ -22,6 +22,7 @@ fn view(name: &str, phase: Phase) -> ServiceView {
         ever_ready: matches!(phase, Phase::Running | Phase::Done),
         liveness: crate::core::snapshot::LivenessView::None,
         liveness_failures_total: 0,
+        notify_status: None,
     }
 }
 
@@ -153,6 +154,7 @@ fn status_lists_every_service() {
                 "last_exit",
                 "liveness",
                 "name",
+                "notify_status",
                 "pid",
                 "ready",
                 "restarts",
@@ -449,8 +451,9 @@ fn metrics_are_valid_exposition_text() {
 fn metrics_of_an_empty_snapshot_are_valid() {
     let text = metrics_text(&Snapshot::empty(), &crate::health::http::Extras::default());
     let samples = check_exposition(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
-    // Reaped, orphans, shutting down, and dropped output per stream.
-    assert_eq!(samples.len(), 5);
+    // Reaped, orphans, shutting down, notify ignored, and dropped output
+    // per stream.
+    assert_eq!(samples.len(), 6);
 }
 
 #[test]

@@ -32,6 +32,7 @@ fn service(name: &str, phase: Phase) -> ServiceView {
         ever_ready: matches!(phase, Phase::Running | Phase::Done),
         liveness: crate::core::snapshot::LivenessView::None,
         liveness_failures_total: 0,
+        notify_status: None,
     }
 }
 

@@ -15,6 +15,7 @@
 
 pub mod json_log;
 pub mod logbuf;
+pub mod notify;
 pub mod probe;
 pub mod relay;
 pub mod sink;
@@ -51,12 +52,18 @@ pub enum Cmd {
     Reply(Reply),
     /// Bytes of recent output kept per service (`logs.buffer`).
     LogBuffer(usize),
+    /// Read this service's sd_notify socket.
+    Notify {
+        service: usize,
+        fd: OwnedFd,
+    },
 }
 
 /// What the io thread reports to the supervisor.
 pub enum IoEvent {
     Probe(ProbeDone),
     Control(Submitted),
+    Notify(notify::NotifyDone),
 }
 
 /// A one-shot flag the io thread raises and the supervisor waits on, with
@@ -148,6 +155,7 @@ pub struct IoLoop {
     sink: &'static Sink,
     relays: Relays,
     probes: Probes,
+    notify: notify::NotifySockets,
     health: Option<Server>,
     control: Option<ControlServer>,
     report: Option<Report>,
@@ -160,6 +168,7 @@ struct Layout {
     sink: Vec<Stream>,
     relays: std::ops::Range<usize>,
     probes: std::ops::Range<usize>,
+    notify: std::ops::Range<usize>,
     health: std::ops::Range<usize>,
     control: std::ops::Range<usize>,
 }
@@ -181,6 +190,7 @@ impl IoLoop {
             sink,
             relays: Relays::default(),
             probes: Probes::new(resolver),
+            notify: notify::NotifySockets::default(),
             health: None,
             control: None,
             report: None,
@@ -280,15 +290,20 @@ impl IoLoop {
                     }
                 }
                 Cmd::LogBuffer(cap) => self.relays.rings_mut().set_cap(cap),
+                Cmd::Notify { service, fd } => self.notify.add(service, fd),
             }
         }
     }
 
     fn report_probes(&mut self) {
         let done = self.probes.take_done();
+        let notified = self.notify.take_done();
         if let Some(report) = &self.report {
             for d in done {
                 report(IoEvent::Probe(d));
+            }
+            for n in notified {
+                report(IoEvent::Notify(n));
             }
         }
     }
@@ -316,6 +331,9 @@ impl IoLoop {
         self.probes.interest(fds);
         let probes = mark..fds.len();
         let mark = fds.len();
+        self.notify.interest(fds);
+        let notify = mark..fds.len();
+        let mark = fds.len();
         if let Some(h) = &self.health {
             h.interest(fds);
         }
@@ -328,6 +346,7 @@ impl IoLoop {
             sink,
             relays,
             probes,
+            notify,
             health,
             control: mark..fds.len(),
         }
@@ -346,6 +365,7 @@ impl IoLoop {
         self.relays
             .on_ready(&revents[layout.relays.clone()], self.sink, now);
         self.probes.on_ready(&revents[layout.probes.clone()]);
+        self.notify.on_ready(&revents[layout.notify.clone()]);
         if let Some(h) = &mut self.health {
             h.on_ready(&revents[layout.health.clone()], now);
         }

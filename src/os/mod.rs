@@ -2,6 +2,7 @@
 //! signals. `sys` holds every `unsafe` block of the program.
 
 pub mod groups;
+pub mod notify;
 pub mod procs;
 pub mod reaper;
 pub mod signals;

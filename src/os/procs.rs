@@ -116,6 +116,19 @@ pub fn parse_ppid(stat: &str) -> Option<i32> {
     rest.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// The session of process `pid` (None once it is gone).
+pub fn session_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_session(&stat)
+}
+
+/// The 6th field of /proc/PID/stat (state, ppid, pgrp, session after the
+/// command name).
+pub fn parse_session(stat: &str) -> Option<i32> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(3)?.parse().ok()
+}
+
 /// Fds above 2 that rinit inherited, marked close-on-exec so that only the
 /// main command keeps them.
 pub fn inherited_fds() -> Vec<i32> {
