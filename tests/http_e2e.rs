@@ -2587,3 +2587,209 @@ services:
     wait_status(r.addr, "/healthz", 503, LONG);
     assert_eq!(must_get(r.addr, "/startupz").status, 200);
 }
+
+// ---------------------------------------------------------------------------
+// 13. sd_notify: services speaking systemd's readiness protocol, and rinit
+//     as a notify client (SPEC section 12)
+// ---------------------------------------------------------------------------
+
+/// argv: DIR. Speaks sd_notify on $NOTIFY_SOCKET, driven by files in DIR:
+/// `go` -> READY=1 with a STATUS; `reload` -> RELOADING=1, then READY=1
+/// once `reloaded` exists; with $WATCHDOG_USEC, WATCHDOG=1 every quarter
+/// of it until `hang` exists; `extend` (at start) -> EXTEND_TIMEOUT_USEC=3 s.
+/// Writes its environment's NOTIFY_SOCKET to DIR/seen.
+const NOTIFY_SERVICE: &str = r#"
+import os, socket, sys, time
+d = sys.argv[1]
+addr = os.environ["NOTIFY_SOCKET"]
+open(d + "/seen.tmp", "w").write(addr + "\n")
+os.rename(d + "/seen.tmp", d + "/seen")
+if addr.startswith("@"):
+    addr = "\0" + addr[1:]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+def send(m):
+    s.sendto(m.encode(), addr)
+def there(f):
+    return os.path.exists(d + "/" + f)
+if there("extend"):
+    send("EXTEND_TIMEOUT_USEC=3000000")
+send("STATUS=warming up")
+wd = int(os.environ.get("WATCHDOG_USEC", "0")) / 1e6
+ready = reloading = False
+while True:
+    if not ready and there("go"):
+        send("READY=1\nSTATUS=serving")
+        ready = True
+    if ready and not reloading and there("reload") and not there("reloaded"):
+        send("RELOADING=1\nSTATUS=reloading")
+        reloading = True
+    if reloading and there("reloaded"):
+        send("READY=1\nSTATUS=serving again")
+        reloading = False
+    if wd and not there("hang"):
+        send("WATCHDOG=1")
+    time.sleep(wd / 4 if wd else 0.02)
+"#;
+
+fn notify_config(dir: &TestDir, db_extra: &str) -> String {
+    dir.write("notify.py", NOTIFY_SERVICE.as_bytes());
+    format!(
+        r#"
+health: {{ listen: "127.0.0.1:{{port}}" }}
+runtime_dir: "{{d}}/run"
+services:
+  db:
+    command: ["{py}", "{{d}}/notify.py", "{{d}}"]
+    ready: {{ sd_notify: true }}
+{db_extra}
+  web:
+    command: [sleep, "1000"]
+    depends_on: [db]
+"#,
+        py = python3().display()
+    )
+}
+
+#[test]
+fn an_sd_notify_service_is_ready_on_ready_1_and_reloading_flips_readyz() {
+    let dir = TestDir::new("notify-ready");
+    let yaml = notify_config(&dir, "");
+    let Some(r) = start(&dir, &yaml) else { return };
+    let seen = dir.wait_line("seen", LONG).expect("the service ran");
+    let seen = seen.trim();
+    assert_eq!(seen, dir.join("run/notify/db.sock").display().to_string());
+    wait_for(LONG, || {
+        service(&status(r.addr), "db").and_then(|s| s.get("notify_status").str().map(String::from))
+            == Some("warming up".into())
+    });
+    // Up for a while and not ready: web waits, whatever db's sockets do.
+    assert_eq!(state_of(r.addr, "db").as_deref(), Some("starting"));
+    assert_eq!(state_of(r.addr, "web").as_deref(), Some("waiting"));
+    dir.write("go", b"");
+    wait_status(r.addr, "/readyz", 200, LONG);
+    assert_eq!(state_of(r.addr, "web").as_deref(), Some("running"));
+    let st = status(r.addr);
+    assert_eq!(
+        service(&st, "db").unwrap().get("notify_status").str(),
+        Some("serving")
+    );
+    dir.write("reload", b"");
+    let body = wait_status(r.addr, "/readyz", 503, LONG).json();
+    assert_eq!(
+        failing(&body).get("db").map(String::as_str),
+        Some("running")
+    );
+    assert_eq!(
+        must_get(r.addr, "/healthz").status,
+        200,
+        "reloading is healthy"
+    );
+    dir.write("reloaded", b"");
+    wait_status(r.addr, "/readyz", 200, LONG);
+    assert!(r
+        .inst
+        .stderr()
+        .contains("db: reloading (not ready until READY=1)"));
+}
+
+#[test]
+fn notify_datagrams_from_another_service_are_ignored() {
+    let dir = TestDir::new("notify-intruder");
+    let intruder = r#"  intruder:
+    command: ["{py}", "-c", "import socket,time\nwhile True:\n  socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(b'READY=1', '{d}/run/notify/db.sock')\n  time.sleep(0.05)"]"#
+        .replace("{py}", &python3().display().to_string());
+    let yaml = notify_config(&dir, "").replace("  web:\n", &format!("{intruder}\n  web:\n"));
+    let Some(r) = start(&dir, &yaml) else { return };
+    wait_for(LONG, || {
+        metric(
+            &must_get(r.addr, "/metrics").body,
+            "rinit_notify_ignored_total",
+        )
+        .is_some_and(|n| n >= 5.0)
+    });
+    assert_eq!(
+        state_of(r.addr, "db").as_deref(),
+        Some("starting"),
+        "not ready on a stranger's word"
+    );
+    dir.write("go", b"");
+    wait_status(r.addr, "/readyz", 200, LONG);
+}
+
+#[test]
+fn a_missed_watchdog_restarts_the_service_and_extend_timeout_is_honoured() {
+    let dir = TestDir::new("notify-watchdog");
+    dir.write("extend", b"");
+    let extra = "    watchdog: 400ms\n    start_timeout: 500ms\n    backoff: { initial: 50ms }";
+    let yaml = notify_config(&dir, extra);
+    let Some(r) = start(&dir, &yaml) else { return };
+    let py = python3().display().to_string();
+    // EXTEND_TIMEOUT_USEC=3 s: still starting past the 500 ms start_timeout.
+    dir.wait_line("seen", LONG).expect("the service ran");
+    std::thread::sleep(Duration::from_millis(900));
+    assert_eq!(
+        state_of(r.addr, "db").as_deref(),
+        Some("starting"),
+        "{}",
+        r.inst.stderr()
+    );
+    assert_eq!(restarts_of(r.addr, "db"), 0);
+    dir.write("go", b"");
+    let (ns, _) = live_service(&r, "db", &py, None);
+    // Fed every 100 ms: stays up.
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(restarts_of(r.addr, "db"), 0, "{}", r.inst.stderr());
+    dir.write("hang", b"");
+    live_service(&r, "db", &py, Some(ns));
+    assert_eq!(restarts_of(r.addr, "db"), 1);
+    assert!(r
+        .inst
+        .stderr()
+        .contains("db: unhealthy (no WATCHDOG=1 for 400ms: watchdog)"));
+}
+
+#[test]
+fn rinit_tells_its_own_notify_socket_ready_and_stopping_and_keeps_it_from_services() {
+    let dir = TestDir::new("notify-client");
+    let listener = std::os::unix::net::UnixDatagram::bind(dir.join("outer.sock")).expect("bind");
+    listener
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    let yaml = notify_config(&dir, "");
+    let outer = dir.join("outer.sock");
+    let Some(mut r) = start_with(&dir, &yaml, |l| l.env("NOTIFY_SOCKET", &outer)) else {
+        return;
+    };
+    let mut got: Vec<String> = Vec::new();
+    let read = |got: &mut Vec<String>| {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = listener.recv(&mut buf) {
+            got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    };
+    read(&mut got);
+    assert!(!got.iter().any(|m| m.contains("READY=1")), "{got:?}");
+    // The service got its own socket, not rinit's.
+    let seen = dir.wait_line("seen", LONG).expect("seen");
+    let seen = seen.trim();
+    assert!(seen.ends_with("run/notify/db.sock"), "{seen}");
+    dir.write("go", b"");
+    wait_status(r.addr, "/readyz", 200, LONG);
+    assert!(
+        wait_for(LONG, || {
+            read(&mut got);
+            got.iter()
+                .any(|m| m.starts_with("READY=1\nSTATUS=2/2 services ready"))
+        }),
+        "{got:?}"
+    );
+    r.inst.signal(libc::SIGTERM);
+    assert_eq!(r.inst.expect_exit(LONG), 0);
+    read(&mut got);
+    assert!(got.iter().any(|m| m.starts_with("STOPPING=1")), "{got:?}");
+    assert_eq!(
+        got.iter().filter(|m| m.contains("READY=1")).count(),
+        1,
+        "{got:?}"
+    );
+}

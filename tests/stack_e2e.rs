@@ -162,6 +162,27 @@ fn the_stack_becomes_healthy_answers_through_nginx_and_stops_cleanly() {
     // Healthy means ready: every daemon answers already.
     assert_eq!(get_through_nginx(&c), "hits=1 visits=1\n");
     assert_eq!(get_through_nginx(&c), "hits=2 visits=2\n");
+    // PostgreSQL and Redis said READY=1 themselves (sd_notify), and the
+    // app started only after PostgreSQL did, not at its first tcp accept.
+    let (out, err) = c.logs();
+    let logs = format!("{out}{err}");
+    assert_in_order(
+        &logs,
+        &[
+            "database system is ready to accept connections",
+            "rinit: postgres: running",
+            "rinit: app: started",
+        ],
+        &logs,
+    );
+    let py = "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:9090/status').read().decode())";
+    let status = c.exec(&["python3", "-c", py]);
+    assert!(
+        status
+            .stdout
+            .contains("\"notify_status\":\"Ready to accept connections\""),
+        "{status}"
+    );
     assert_clean_stop(&c);
 }
 

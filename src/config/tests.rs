@@ -643,3 +643,27 @@ fn liveness_and_start_timeout() {
         &["4:20 web `start_timeout` must be longer than 0s"],
     );
 }
+
+#[test]
+fn sd_notify_and_watchdog() {
+    check(
+        &service("    command: x\n    ready: {sd_notify: true}\n    watchdog: 10s\n"),
+        &[],
+    );
+    check(
+        &service("    command: x\n    ready: {sd_notify: false}\n"),
+        &["4:24 web must be `true`; for no readiness check leave `ready` out"],
+    );
+    check(
+        &service("    command: x\n    ready: {sd_notify: true, interval: 1s}\n"),
+        &["4:30 web `interval` is for polled probes"],
+    );
+    check(
+        &service("    command: x\n    ready: {sd_notify: true, tcp: \"h:1\"}\n"),
+        &["4:13 web `ready` takes exactly one of `tcp`, `http`, `exec`, `sd_notify`, found `tcp` and `sd_notify`"],
+    );
+    check(
+        &service("    command: x\n    ready: {tcp: \"h:1\"}\n    watchdog: 1s\n"),
+        &["5:5 web `watchdog` needs `ready: {sd_notify: true}`"],
+    );
+}
