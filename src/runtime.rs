@@ -397,13 +397,20 @@ impl Shell {
     }
 
     fn spawn(&mut self, who: Who) -> Event {
-        let outcome = self.launch(who);
+        let (outcome, ready_rd) = self.launch(who);
         let event = match outcome {
             Outcome::Started(started) => {
                 self.counter.bump();
                 self.groups.track(started.pid);
                 if let Who::Service(i) = who {
                     self.relay(i, started.stdout, started.stderr);
+                    if let Some(fd) = ready_rd {
+                        self.io.send(Cmd::ReadyFd {
+                            service: i,
+                            pid: started.pid,
+                            fd,
+                        });
+                    }
                 }
                 Event::Spawned {
                     who,
@@ -458,11 +465,13 @@ impl Shell {
         }
     }
 
-    fn launch(&self, who: Who) -> Outcome {
+    /// Spawns `who`; for a service with `ready: {fd: N}`, also the read
+    /// end of its readiness pipe (the write end is N in the child only).
+    fn launch(&self, who: Who) -> (Outcome, Option<std::os::fd::OwnedFd>) {
         let no_fds: [i32; 0] = [];
         let service = match who {
             Who::Main => {
-                return spawn::spawn(&Launch {
+                let outcome = spawn::spawn(&Launch {
                     argv: &self.spec.command,
                     env: &self.env,
                     workdir: Some(&self.cwd),
@@ -470,18 +479,18 @@ impl Shell {
                     group: Group::Foreground,
                     stdio: Stdio::Inherit,
                     keep_fds: &self.spec.inherited_fds,
+                    ready_fd: None,
                     hardening: None,
-                })
+                });
+                return (outcome, None);
             }
             Who::Service(i) | Who::Probe(i) | Who::Liveness(i) => {
                 self.spec.config.as_ref().and_then(|c| c.services.get(i))
             }
         };
         let Some(svc) = service else {
-            return Outcome::NotStarted {
-                code: 127,
-                error: "no such service".into(),
-            };
+            let error = "no such service".into();
+            return (Outcome::NotStarted { code: 127, error }, None);
         };
         let check = match who {
             Who::Liveness(_) => &svc.liveness,
@@ -492,10 +501,8 @@ impl Shell {
                 argv.iter().map(OsString::from).collect()
             }
             (Who::Probe(_) | Who::Liveness(_), _) => {
-                return Outcome::NotStarted {
-                    code: 127,
-                    error: "no exec probe".into(),
-                }
+                let error = "no exec probe".into();
+                return (Outcome::NotStarted { code: 127, error }, None);
             }
             _ => svc
                 .command
@@ -521,7 +528,19 @@ impl Shell {
             (_, Output::Prefix) => Stdio::Pipes,
             (_, Output::Inherit) => Stdio::Inherit,
         };
-        spawn::spawn(&Launch {
+        let ready_pipe = match (who, &svc.ready) {
+            (Who::Service(_), Some(ReadyCheck::Fd(n))) => {
+                match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+                    Ok((rd, wr)) => Some((rd, wr, *n)),
+                    Err(e) => {
+                        let error = format!("cannot create its readiness pipe: {e}");
+                        return (Outcome::NotStarted { code: 126, error }, None);
+                    }
+                }
+            }
+            _ => None,
+        };
+        let outcome = spawn::spawn(&Launch {
             argv: &argv,
             env: &env,
             workdir: Some(svc.workdir.as_deref().unwrap_or(&self.cwd)),
@@ -532,8 +551,13 @@ impl Shell {
             group: Group::NewSession,
             stdio,
             keep_fds: &no_fds,
+            ready_fd: ready_pipe
+                .as_ref()
+                .map(|(_, wr, n)| (std::os::fd::AsRawFd::as_raw_fd(wr), *n)),
             hardening: Some(&svc.hardening),
-        })
+        });
+        // The write end closes here: only the child holds it now.
+        (outcome, ready_pipe.map(|(rd, _, _)| rd))
     }
 
     fn relay(

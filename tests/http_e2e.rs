@@ -2793,3 +2793,84 @@ fn rinit_tells_its_own_notify_socket_ready_and_stopping_and_keeps_it_from_servic
         "{got:?}"
     );
 }
+
+#[test]
+fn fd_readiness_is_the_first_newline_on_the_descriptor() {
+    let dir = TestDir::new("ready-fd");
+    let yaml = r#"
+health: { listen: "127.0.0.1:{port}" }
+services:
+  db:
+    command: "until test -f {d}/go; do sleep 0.02; done; echo ready >&3; exec sleep 1000"
+    ready: { fd: 3 }
+  quiet:
+    # Closes its descriptor without a newline: that says nothing.
+    command: "exec 3>&-; exec sleep 1000"
+    ready: { fd: 3 }
+    critical: false
+  web:
+    command: [sleep, "1000"]
+    depends_on: [db]
+"#;
+    let Some(r) = start(&dir, yaml) else { return };
+    wait_for(LONG, || {
+        state_of(r.addr, "db").as_deref() == Some("starting")
+    });
+    assert_eq!(state_of(r.addr, "web").as_deref(), Some("waiting"));
+    dir.write("go", b"");
+    assert!(wait_for(LONG, || state_of(r.addr, "web").as_deref()
+        == Some("running")));
+    assert_eq!(state_of(r.addr, "db").as_deref(), Some("running"));
+    assert_eq!(state_of(r.addr, "quiet").as_deref(), Some("starting"));
+}
+
+#[test]
+fn two_hundred_services_with_liveness_every_100ms_keep_threads_and_fds_flat() {
+    let _serial = serial();
+    let dir = TestDir::new("liveness-200");
+    // The check target: a listener in the test that accepts and drops.
+    let target = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = target.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for conn in target.incoming() {
+            drop(conn);
+        }
+    });
+    let mut yaml = String::from("health: { listen: \"127.0.0.1:{port}\" }\nservices:\n");
+    for i in 0..200 {
+        yaml.push_str(&format!(
+            "  s{i}:\n    command: [sleep, \"1000\"]\n    liveness: {{ tcp: \"127.0.0.1:{port}\", interval: 100ms, timeout: 50ms }}\n"
+        ));
+    }
+    let Some(r) = start(&dir, &yaml) else { return };
+    wait_status(r.addr, "/readyz", 200, LONG);
+    let pid = r.inst.pid();
+    // Check sockets in flight come and go: compare the fewest open fds
+    // seen in the first and in the last seconds (a leak raises both).
+    let fewest_fds = |secs: u64| {
+        let end = Instant::now() + Duration::from_secs(secs);
+        let mut fewest = usize::MAX;
+        while Instant::now() < end {
+            fewest = fewest.min(open_fds(pid).len());
+            assert_eq!(thread_count(pid), 4, "threads do not grow with checks");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        fewest
+    };
+    let fds_before = fewest_fds(2);
+    std::thread::sleep(Duration::from_secs(6));
+    let fds_after = fewest_fds(2);
+    eprintln!("fewest open fds: {fds_before} at first, {fds_after} after 10 s");
+    assert!(
+        fds_after <= fds_before + 4,
+        "fds grew from {fds_before} to {fds_after}"
+    );
+    let metrics = must_get(r.addr, "/metrics").body;
+    let failed: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("rinit_service_liveness_failures_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(failed, 0.0, "no check failed or timed out");
+    assert_eq!(restarts_of(r.addr, "s0"), 0);
+}

@@ -56,6 +56,8 @@ pub enum ReadyCheck {
     Exec(Vec<String>),
     /// `sd_notify: true`: the service says `READY=1` on its own socket.
     Notify,
+    /// `fd: N`: the service writes a newline to its descriptor N.
+    Fd(i32),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -23,7 +23,15 @@ pub const TOP_KEYS: &[&str] = &[
 pub const LOGS_KEYS: &[&str] = &["buffer", "format"];
 pub const HEALTH_KEYS: &[&str] = &["listen"];
 pub const SHUTDOWN_KEYS: &[&str] = &["drain", "timeout"];
-pub const READY_KEYS: &[&str] = &["tcp", "http", "exec", "sd_notify", "interval", "timeout"];
+pub const READY_KEYS: &[&str] = &[
+    "tcp",
+    "http",
+    "exec",
+    "sd_notify",
+    "fd",
+    "interval",
+    "timeout",
+];
 pub const LIVENESS_KEYS: &[&str] = &["tcp", "http", "exec", "interval", "timeout", "failures"];
 pub const BACKOFF_KEYS: &[&str] = &["initial", "max"];
 pub const MAX_RESTARTS_KEYS: &[&str] = &["count", "within"];
@@ -126,6 +134,7 @@ pub struct RawReady {
     pub http: Option<Scalar>,
     pub exec: Option<Vec<Scalar>>,
     pub sd_notify: Option<bool>,
+    pub fd: Option<i64>,
     pub interval: Option<Scalar>,
     pub timeout: Option<Scalar>,
 }
@@ -150,6 +159,7 @@ impl RawLiveness {
             http: self.http.clone(),
             exec: self.exec.clone(),
             sd_notify: None,
+            fd: None,
             interval: self.interval.clone(),
             timeout: self.timeout.clone(),
         }
@@ -372,7 +382,7 @@ fn require_command(map: &Mapping, name: &str, report: &mut Report) {
 /// (before their types are checked, so a badly typed one still counts).
 fn require_one_probe(check: &Mapping, key: &str, name: &str, report: &mut Report) {
     let kinds: &[&str] = if key == "ready" {
-        &["tcp", "http", "exec", "sd_notify"]
+        &["tcp", "http", "exec", "sd_notify", "fd"]
     } else {
         &["tcp", "http", "exec"]
     };
@@ -385,7 +395,7 @@ fn require_one_probe(check: &Mapping, key: &str, name: &str, report: &mut Report
         [_] => {}
         [] => {
             let message = if key == "ready" {
-                "`ready` needs one of `tcp`, `http`, `exec` or `sd_notify`".to_string()
+                "`ready` needs one of `tcp`, `http`, `exec`, `sd_notify` or `fd`".to_string()
             } else {
                 format!("`{key}` needs one of `tcp`, `http` or `exec`")
             };

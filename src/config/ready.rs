@@ -25,8 +25,25 @@ pub fn ready(
     if let Some(on) = raw.sd_notify {
         return notify(raw, on, name, report).then_some((ReadyCheck::Notify, None));
     }
+    if let Some(n) = raw.fd {
+        return ready_fd(raw, n, name, report).map(|n| (ReadyCheck::Fd(n), None));
+    }
     let second = Duration::from_secs(1);
     check(raw, "ready", (second, second), name, report).map(|(c, p)| (c, Some(p)))
+}
+
+/// The highest `ready: {fd: N}`: below any descriptor limit in use.
+pub const MAX_READY_FD: i64 = 1023;
+
+/// `ready: {fd: N}`: 3 or more (0-2 are the service's stdio; rinit hands
+/// a service nothing else), and no polling keys.
+fn ready_fd(raw: &RawReady, n: i64, name: &str, report: &mut Report) -> Option<i32> {
+    if !(3..=MAX_READY_FD).contains(&n) {
+        let message = format!("must be a descriptor from 3 to {MAX_READY_FD} (0, 1 and 2 are the service's stdin, stdout and stderr), found {n}");
+        report.at_value(&["services", name, "ready", "fd"], message);
+        return None;
+    }
+    no_polling(raw, name, report).then_some(n as i32)
 }
 
 /// `ready: {sd_notify: true}`: nothing to poll, so no `interval` or
@@ -38,10 +55,16 @@ fn notify(raw: &RawReady, on: bool, name: &str, report: &mut Report) -> bool {
         report.at_value(&at("sd_notify"), message);
         return false;
     }
+    no_polling(raw, name, report)
+}
+
+/// The service says when it is ready: `interval` and `timeout` mean nothing.
+fn no_polling(raw: &RawReady, name: &str, report: &mut Report) -> bool {
+    let at = |key| ["services", name, "ready", key];
     let timing = [("interval", &raw.interval), ("timeout", &raw.timeout)];
     for (key, value) in timing {
         if value.is_some() {
-            let message = format!("`{key}` is for polled probes; an sd_notify service says when it is ready (bound the wait with `start_timeout`)");
+            let message = format!("`{key}` is for polled probes; this service says when it is ready (bound the wait with `start_timeout`)");
             report.at_key(&at(key), message);
             return false;
         }

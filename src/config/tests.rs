@@ -69,7 +69,7 @@ fn unknown_keys_are_reported_wherever_they_are() {
         "1:1 - unknown key `helth` (did you mean `health`?); valid keys here: health, shutdown, services",
         "2:12 - unknown key `drian` (did you mean `drain`?); valid keys here: drain, timeout",
         "5:5 web unknown key `comand` (did you mean `command`?); valid keys here: command, oneshot,",
-        "6:25 web unknown key `intervall` (did you mean `interval`?); valid keys here: tcp, http, exec, sd_notify, interval, timeout",
+        "6:25 web unknown key `intervall` (did you mean `interval`?); valid keys here: tcp, http, exec, sd_notify, fd, interval, timeout",
     ]);
 }
 
@@ -99,7 +99,7 @@ fn documents_services_and_sections_must_be_mappings() {
     );
     check("shutdown: 5s\nservices:\n  web: {command: x, ready: \"h:1\"}\n", &[
         "1:11 - `shutdown` must be a mapping (keys: drain, timeout), found a string",
-        "3:28 web `ready` must be a mapping (keys: tcp, http, exec, sd_notify, interval, timeout), found a string",
+        "3:28 web `ready` must be a mapping (keys: tcp, http, exec, sd_notify, fd, interval, timeout), found a string",
     ]);
 }
 
@@ -166,11 +166,11 @@ fn empty_and_missing_commands() {
 fn ready_needs_exactly_one_valid_probe() {
     check(
         &service("    command: x\n    ready: {interval: 1s}\n"),
-        &["4:5 web `ready` needs one of `tcp`, `http`, `exec` or `sd_notify`"],
+        &["4:5 web `ready` needs one of `tcp`, `http`, `exec`, `sd_notify` or `fd`"],
     );
     check(
         &service("    command: x\n    ready: {tcp: \"h:1\", http: \"http://h/\"}\n"),
-        &["4:25 web `ready` takes exactly one of `tcp`, `http`, `exec`, `sd_notify`, found `tcp` and `http`"],
+        &["4:25 web `ready` takes exactly one of `tcp`, `http`, `exec`, `sd_notify`, `fd`, found `tcp` and `http`"],
     );
     check(&service("    command: x\n    ready: {tcp: \"localhost:99999\"}\n"), &["4:18 web `localhost:99999` is not a host:port address: the port must be a number from 1 to 65535"]);
     check(
@@ -660,10 +660,26 @@ fn sd_notify_and_watchdog() {
     );
     check(
         &service("    command: x\n    ready: {sd_notify: true, tcp: \"h:1\"}\n"),
-        &["4:13 web `ready` takes exactly one of `tcp`, `http`, `exec`, `sd_notify`, found `tcp` and `sd_notify`"],
+        &["4:13 web `ready` takes exactly one of `tcp`, `http`, `exec`, `sd_notify`, `fd`, found `tcp` and `sd_notify`"],
     );
     check(
         &service("    command: x\n    ready: {tcp: \"h:1\"}\n    watchdog: 1s\n"),
         &["5:5 web `watchdog` needs `ready: {sd_notify: true}`"],
+    );
+    check(
+        &service(
+            "    command: x
+    ready: {fd: 3}
+",
+        ),
+        &[],
+    );
+    check(
+        &service(
+            "    command: x
+    ready: {fd: 2}
+",
+        ),
+        &["4:17 web must be a descriptor from 3 to 1023"],
     );
 }

@@ -235,19 +235,23 @@ fn service(
         report.at_key(&at("ready"), message);
     }
     policy.probe = ready.as_ref().and_then(|(_, probe)| *probe);
-    policy.notify = matches!(ready, Some((super::ReadyCheck::Notify, _)));
+    policy.notify = matches!(
+        ready,
+        Some((super::ReadyCheck::Notify | super::ReadyCheck::Fd(_), _))
+    );
     let watchdog = positive_bounded(
         raw.watchdog.as_ref(),
         MAX_PROBE_DURATION,
         &at("watchdog"),
         report,
     );
-    if watchdog.is_some() && !policy.notify {
+    let sd_notify = matches!(ready, Some((super::ReadyCheck::Notify, _)));
+    if watchdog.is_some() && !sd_notify {
         let message =
             "`watchdog` needs `ready: {sd_notify: true}`: the service feeds it with WATCHDOG=1";
         report.at_key(&at("watchdog"), message);
     }
-    policy.watchdog = watchdog.filter(|_| policy.notify);
+    policy.watchdog = watchdog.filter(|_| sd_notify);
     let liveness = raw
         .liveness
         .as_ref()

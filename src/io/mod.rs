@@ -52,6 +52,13 @@ pub enum Cmd {
     Reply(Reply),
     /// Bytes of recent output kept per service (`logs.buffer`).
     LogBuffer(usize),
+    /// `ready: {fd: N}`: the read end of the readiness pipe of the
+    /// service's process `pid`.
+    ReadyFd {
+        service: usize,
+        pid: i32,
+        fd: OwnedFd,
+    },
     /// Read this service's sd_notify socket.
     Notify {
         service: usize,
@@ -291,6 +298,7 @@ impl IoLoop {
                 }
                 Cmd::LogBuffer(cap) => self.relays.rings_mut().set_cap(cap),
                 Cmd::Notify { service, fd } => self.notify.add(service, fd),
+                Cmd::ReadyFd { service, pid, fd } => self.notify.add_ready_pipe(service, pid, fd),
             }
         }
     }

@@ -1,6 +1,8 @@
 //! The io thread's side of sd_notify: every service's notify socket in the
 //! poll set; each datagram parsed and reported with its sender's session,
-//! for the supervisor to accept or ignore.
+//! for the supervisor to accept or ignore. And the readiness pipes of
+//! `ready: {fd: N}` (s6's notification-fd): the first newline is READY=1
+//! from the process the pipe was made for.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 
@@ -23,6 +25,8 @@ pub struct NotifyDone {
 #[derive(Default)]
 pub struct NotifySockets {
     sockets: Vec<(usize, OwnedFd)>,
+    /// (service, the process it was made for, read end).
+    pipes: Vec<(usize, i32, OwnedFd)>,
     done: Vec<NotifyDone>,
 }
 
@@ -31,8 +35,15 @@ impl NotifySockets {
         self.sockets.push((service, fd));
     }
 
+    pub fn add_ready_pipe(&mut self, service: usize, pid: i32, fd: OwnedFd) {
+        if crate::os::sys::set_nonblocking(fd.as_raw_fd()) {
+            self.pipes.push((service, pid, fd));
+        }
+    }
+
     pub fn interest(&self, fds: &mut Vec<libc::pollfd>) {
-        for (_, fd) in &self.sockets {
+        let pipes = self.pipes.iter().map(|(_, _, fd)| fd);
+        for fd in self.sockets.iter().map(|(_, fd)| fd).chain(pipes) {
             fds.push(libc::pollfd {
                 fd: fd.as_raw_fd(),
                 events: libc::POLLIN,
@@ -42,7 +53,10 @@ impl NotifySockets {
     }
 
     pub fn on_ready(&mut self, revents: &[libc::c_short]) {
+        let (sockets, pipes) = revents.split_at(self.sockets.len().min(revents.len()));
+        self.read_pipes(pipes);
         for (k, (service, fd)) in self.sockets.iter().enumerate() {
+            let revents = sockets;
             if revents.get(k).is_none_or(|&r| r == 0) {
                 continue;
             }
@@ -59,6 +73,39 @@ impl NotifySockets {
                 });
             }
         }
+    }
+
+    /// A newline: ready, and the pipe is done; EOF (or an error) without
+    /// one: done, nothing said. Other bytes are read and dropped.
+    fn read_pipes(&mut self, revents: &[libc::c_short]) {
+        let mut k = 0;
+        self.pipes.retain(|(service, pid, fd)| {
+            let ready = revents.get(k).is_some_and(|&r| r != 0);
+            k += 1;
+            if !ready {
+                return true;
+            }
+            let mut buf = [0u8; 512];
+            match nix::unistd::read(fd.as_raw_fd(), &mut buf) {
+                Ok(n) if n > 0 && !buf[..n].contains(&b'\n') => true,
+                Err(nix::errno::Errno::EAGAIN) | Err(nix::errno::Errno::EINTR) => true,
+                Ok(n) => {
+                    if n > 0 {
+                        let notice = Notice {
+                            ready: true,
+                            ..Notice::default()
+                        };
+                        self.done.push(NotifyDone {
+                            service: *service,
+                            session: Some(*pid),
+                            notice: Some(notice),
+                        });
+                    }
+                    false
+                }
+                Err(_) => false,
+            }
+        });
     }
 
     pub fn take_done(&mut self) -> Vec<NotifyDone> {

@@ -173,7 +173,9 @@ impl Probes {
                 );
                 (host.as_str(), *port, Some(head.into_bytes()))
             }
-            ReadyCheck::Exec(_) | ReadyCheck::Notify => return self.finish(req.key, false),
+            ReadyCheck::Exec(_) | ReadyCheck::Notify | ReadyCheck::Fd(_) => {
+                return self.finish(req.key, false)
+            }
         };
         let addrs = self.resolver.resolve(host, port);
         let deadline = after(now, req.timeout);

@@ -43,6 +43,8 @@ pub struct Launch<'a> {
     pub group: Group,
     pub stdio: Stdio,
     pub keep_fds: &'a [RawFd],
+    /// `ready: {fd: N}`: (the write end of the readiness pipe, N).
+    pub ready_fd: Option<(RawFd, RawFd)>,
     /// umask, rlimits, no_new_privs; `None` keeps rinit's own.
     pub hardening: Option<&'a Hardening>,
 }
@@ -108,6 +110,7 @@ pub fn spawn(l: &Launch) -> Outcome {
         foreground: l.group == Group::Foreground && sys::isatty(0),
         stdio,
         keep_fds: l.keep_fds,
+        ready_fd: l.ready_fd,
         umask: hardening.umask,
         rlimits: &rlimits,
         no_new_privs: hardening.no_new_privs,

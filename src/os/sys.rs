@@ -35,6 +35,8 @@ pub struct ChildSetup<'a> {
     pub stdio: [RawFd; 3],
     /// Inherited fds that this child keeps across exec.
     pub keep_fds: &'a [RawFd],
+    /// `ready: {fd: N}`: (the pipe's write end, N): dup'ed onto N.
+    pub ready_fd: Option<(RawFd, RawFd)>,
     /// The child's umask, if it is to change.
     pub umask: Option<u32>,
     /// Resource limits to set, complete (no "keep" halves left).
@@ -304,6 +306,18 @@ fn child_after_fork(s: &ChildSetup, report: RawFd) -> ! {
         }
         for &fd in s.keep_fds {
             libc::fcntl(fd, libc::F_SETFD, 0);
+        }
+        if let Some((from, to)) = s.ready_fd {
+            // dup2 clears close-on-exec on `to`, unless from == to, where
+            // it does nothing and the flag must be cleared by hand.
+            let ok = if from == to {
+                libc::fcntl(to, libc::F_SETFD, 0) == 0
+            } else {
+                libc::dup2(from, to) >= 0
+            };
+            if !ok {
+                fail(ChildStep::Stdio);
+            }
         }
         if let Some(dir) = s.workdir {
             if libc::chdir(dir.as_ptr()) != 0 {
@@ -952,6 +966,7 @@ mod tests {
             foreground: false,
             stdio: [-1; 3],
             keep_fds: &[],
+            ready_fd: None,
             umask: None,
             rlimits: &[],
             no_new_privs: false,
