@@ -254,31 +254,41 @@ pub fn metrics_text(snap: &Snapshot, extras: &super::http::Extras) -> String {
             );
         }
     }
-    family(
+    let restarts = "Restarts of the service since rinit started.";
+    per_service_counter(
         &mut out,
+        snap,
         "rinit_service_restarts_total",
-        "counter",
-        "Restarts of the service since rinit started.",
+        restarts,
+        |s| u64::from(s.restarts),
     );
-    for s in &snap.services {
-        out.push_str("rinit_service_restarts_total");
-        push_labels(&mut out, &s.name, None);
-        let _ = writeln!(out, " {}", s.restarts);
-    }
-    family(
+    let failures = "Failed liveness checks of the service since rinit started.";
+    per_service_counter(
         &mut out,
+        snap,
         "rinit_service_liveness_failures_total",
-        "counter",
-        "Failed liveness checks of the service since rinit started.",
+        failures,
+        |s| s.liveness_failures_total,
     );
-    for s in &snap.services {
-        out.push_str("rinit_service_liveness_failures_total");
-        push_labels(&mut out, &s.name, None);
-        let _ = writeln!(out, " {}", s.liveness_failures_total);
-    }
     metrics_run_wide(&mut out, snap);
     log_metrics(&mut out, extras);
     out
+}
+
+/// A counter family with one sample per service.
+fn per_service_counter(
+    out: &mut String,
+    snap: &Snapshot,
+    name: &str,
+    help: &str,
+    value: impl Fn(&ServiceView) -> u64,
+) {
+    family(out, name, "counter", help);
+    for s in &snap.services {
+        out.push_str(name);
+        push_labels(out, &s.name, None);
+        let _ = writeln!(out, " {}", value(s));
+    }
 }
 
 fn metrics_run_wide(out: &mut String, snap: &Snapshot) {
