@@ -176,6 +176,7 @@ fn status_table_and_json() {
         "LAST EXIT",
         "READY",
         "LIVENESS",
+        "NOTIFY",
     ] {
         assert!(header.contains(col), "{header}");
     }
@@ -184,7 +185,7 @@ fn status_table_and_json() {
         .find(|l| l.starts_with("web "))
         .expect("web row");
     assert!(
-        web.contains("running") && web.contains(" up ") && web.ends_with("yes    -"),
+        web.contains("running") && web.contains(" up ") && web.ends_with("yes    -         -"),
         "{web}"
     );
     // Columns line up: every row's STATE starts where the header's does.

@@ -384,8 +384,9 @@ pub fn table(services: &[&ServiceView], now: Instant) -> String {
         "LAST EXIT",
         "READY",
         "LIVENESS",
+        "NOTIFY",
     ];
-    let rows: Vec<[String; 9]> = services.iter().map(|s| row(s, now)).collect();
+    let rows: Vec<[String; 10]> = services.iter().map(|s| row(s, now)).collect();
     let mut widths = header.map(str::len);
     for r in &rows {
         for (w, cell) in widths.iter_mut().zip(r) {
@@ -413,7 +414,7 @@ pub fn table(services: &[&ServiceView], now: Instant) -> String {
     out
 }
 
-fn row(s: &ServiceView, now: Instant) -> [String; 9] {
+fn row(s: &ServiceView, now: Instant) -> [String; 10] {
     let dash = || "-".to_string();
     [
         s.name.clone(),
@@ -427,6 +428,7 @@ fn row(s: &ServiceView, now: Instant) -> [String; 9] {
         s.last_exit.map_or_else(dash, exit_words),
         if is_ready(s) { "yes" } else { "no" }.to_string(),
         liveness_words(s.liveness),
+        s.notify_status.clone().unwrap_or_else(dash),
     ]
 }
 

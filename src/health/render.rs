@@ -139,12 +139,31 @@ fn push_service(out: &mut String, s: &ServiceView, now: Instant) {
         _ => 0,
     };
     let _ = write!(out, ",\"failures\":{failures}}}");
+    out.push_str(",\"started_at\":");
+    match started_at(s, now) {
+        Some(text) => push_json_str(out, &text),
+        None => out.push_str("null"),
+    }
     out.push_str(",\"notify_status\":");
     match &s.notify_status {
         Some(text) => push_json_str(out, text),
         None => out.push_str("null"),
     }
     out.push('}');
+}
+
+/// When the live process was spawned, RFC 3339 UTC with milliseconds: the
+/// wall clock now, minus its uptime on the monotonic clock.
+fn started_at(s: &ServiceView, now: Instant) -> Option<String> {
+    let up = uptime(s, now)?;
+    let wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_millis();
+    let millis = u64::try_from(wall.checked_sub(up)?).ok()?;
+    let mut out = Vec::with_capacity(24);
+    crate::io::json_log::rfc3339_millis(&mut out, millis);
+    String::from_utf8(out).ok()
 }
 
 /// Milliseconds since the live process was spawned; `None` without one.

@@ -159,6 +159,7 @@ fn status_lists_every_service() {
                 "ready",
                 "restarts",
                 "restarts_operator",
+                "started_at",
                 "state",
                 "uptime_seconds",
                 "wanted"
@@ -167,6 +168,10 @@ fn status_lists_every_service() {
         assert_eq!(s.get("name").str(), v.name);
         assert_eq!(s.get("ready"), &Json::Bool(v.ready));
         assert_eq!(s.get("liveness").get("state").str(), "none");
+        if v.pid.is_some() && v.since.is_some() {
+            let at = s.get("started_at").str();
+            assert!(at.len() == 24 && at.ends_with('Z'), "{at}");
+        }
         let wanted = if v.wanted_up { "up" } else { "down" };
         assert_eq!(s.get("wanted").str(), wanted);
         assert_eq!(

@@ -99,7 +99,7 @@ fn escape(out: &mut Vec<u8>, bytes: &[u8]) {
 
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ` for milliseconds since the epoch (UTC), by
 /// the days-to-civil arithmetic of the proleptic Gregorian calendar.
-fn rfc3339_millis(out: &mut Vec<u8>, millis: u64) {
+pub fn rfc3339_millis(out: &mut Vec<u8>, millis: u64) {
     let secs = millis / 1000;
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (y, m, d) = civil_from_days(days);
