@@ -3,6 +3,7 @@
 //! Nothing here starts a process; `load` is pure apart from reading the
 //! config file and the image's /etc/passwd and /etc/group.
 
+pub mod diff;
 #[cfg(test)]
 mod forward_tests;
 mod graph;
