@@ -325,6 +325,10 @@ impl Shell {
             Msg::Signal(sig) => Some(Event::Signal(sig)),
             Msg::Control(Submitted::Request(req)) => Some(Event::Control(req)),
             Msg::Control(Submitted::Shutdown) => Some(Event::Signal(crate::core::signal::SIGTERM)),
+            Msg::Control(Submitted::ReloadPlan { id }) => {
+                self.reply(self.reload_plan(id));
+                None
+            }
             Msg::Notify(n) => Some(Event::Notify {
                 service: n.service,
                 session: n.session,
@@ -576,6 +580,52 @@ impl Shell {
                 });
             }
         }
+    }
+
+    /// `rinit ctl reload --dry-run` (SPEC section 11): the file rinit was
+    /// started with, validated as `rinit check` does, and what a reload
+    /// would do to each service. Nothing changes. Only a regular file is
+    /// read: a FIFO put in its place must not block PID 1.
+    fn reload_plan(&self, id: crate::core::types::RequestId) -> crate::core::types::Reply {
+        let mut reply = crate::core::types::Reply {
+            id,
+            ok: false,
+            refused: None,
+            services: Vec::new(),
+            lines: Vec::new(),
+        };
+        let Some(old) = self.spec.config.as_ref() else {
+            reply.refused = Some("rinit runs without a config file: nothing to reload".into());
+            return reply;
+        };
+        if !std::fs::metadata(&old.path).is_ok_and(|m| m.is_file()) {
+            reply.lines.push(format!(
+                "{}: not a readable regular file",
+                old.path.display()
+            ));
+            return reply;
+        }
+        match crate::config::load(&old.path) {
+            Err(errors) => {
+                reply
+                    .lines
+                    .extend(errors.to_string().lines().map(String::from));
+                let n = errors.errors.len();
+                reply.lines.push(format!(
+                    "{n} error{} in {}; a reload would change nothing",
+                    if n == 1 { "" } else { "s" },
+                    old.path.display()
+                ));
+            }
+            Ok(new) => {
+                let plan = crate::config::diff::plan(old, &new);
+                reply.lines.extend(plan.iter().map(ToString::to_string));
+                reply.lines.push("dry run: nothing was changed".into());
+                reply.ok = true;
+            }
+        }
+        log::info!("control: reload --dry-run: {}", reply.lines.join("; "));
+        reply
     }
 
     /// One datagram socket per sd_notify service, made before anything

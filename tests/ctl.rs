@@ -521,3 +521,44 @@ services:
         r1 - r0
     );
 }
+
+#[test]
+fn reload_dry_run_prints_the_plan_and_changes_nothing() {
+    let dir = TestDir::new("ctl-reload-plan");
+    let Some(c) = start(&dir, STACK) else { return };
+    assert!(c.wait_state("web", "running") && c.wait_state("worker", "running"));
+    let pids: Vec<Option<i32>> = ["db", "web", "worker"].iter().map(|n| c.pid(n)).collect();
+    // The next file: web's command changes, worker's backoff only, db stays,
+    // and a service is added.
+    let text = STACK.replace("{d}", &dir.path().display().to_string());
+    let next = text
+        .replace("echo web started;", "echo web started again;")
+        .replace(
+            "  worker:\n",
+            "  cache:\n    command: [sleep, \"1000\"]\n  worker:\n    backoff: { initial: 1s }\n",
+        );
+    dir.write("rinit.yaml", next.as_bytes());
+    let (code, out, err) = c.run(&["reload", "--dry-run"]);
+    assert_eq!(code, 0, "{out}{err}");
+    for line in [
+        "db: unchanged",
+        "web: restart (command changed)",
+        "worker: updated in place (backoff changed)",
+        "cache: start (added)",
+        "dry run: nothing was changed",
+    ] {
+        assert!(out.contains(line), "{line:?} missing:\n{out}");
+    }
+    let after: Vec<Option<i32>> = ["db", "web", "worker"].iter().map(|n| c.pid(n)).collect();
+    assert_eq!(pids, after, "a dry run touches nothing");
+    // A file with an error: the same messages as `rinit check`, exit 1.
+    dir.write("rinit.yaml", b"services:\n  web:\n    comand: x\n");
+    let (code, _, err) = c.run(&["reload", "--dry-run"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("rinit.yaml:3:5"), "{err}");
+    assert!(err.contains("a reload would change nothing"), "{err}");
+    // Applying is not built yet, and says so.
+    let (code, _, err) = c.run(&["reload"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("--dry-run"), "{err}");
+}

@@ -337,6 +337,9 @@ pub fn reply(reply: &Reply, snap: &Snapshot, text: bool) -> Vec<u8> {
         for o in &reply.services {
             let _ = writeln!(body, "{}: {}", name(o.service), o.detail);
         }
+        for line in &reply.lines {
+            let _ = writeln!(body, "{line}");
+        }
         return response(status, true, &body);
     }
     let mut body = format!("{{\"ok\":{},\"refused\":", reply.ok);
@@ -354,6 +357,13 @@ pub fn reply(reply: &Reply, snap: &Snapshot, text: bool) -> Vec<u8> {
         let _ = write!(body, ",\"ok\":{},\"detail\":", o.ok);
         crate::health::render::push_json_str(&mut body, &o.detail);
         body.push('}');
+    }
+    body.push_str("],\"lines\":[");
+    for (k, line) in reply.lines.iter().enumerate() {
+        if k > 0 {
+            body.push(',');
+        }
+        crate::health::render::push_json_str(&mut body, line);
     }
     body.push_str("]}\n");
     response(status, false, &body)

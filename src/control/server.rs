@@ -44,6 +44,10 @@ pub enum Submitted {
     Request(Request),
     /// `rinit ctl shutdown`: the same as SIGTERM.
     Shutdown,
+    /// `rinit ctl reload --dry-run`: the plan, nothing changed.
+    ReloadPlan {
+        id: RequestId,
+    },
 }
 
 enum Stage {
@@ -355,12 +359,25 @@ impl ControlServer {
                     },
                 ))
             }
+            Route::Reload {
+                text,
+                dry_run: true,
+            } => {
+                audit(c, "reload --dry-run", &[]);
+                count(verb, "ok");
+                let id = self.next_id;
+                self.next_id += 1;
+                submit(Submitted::ReloadPlan { id });
+                c.stage = Stage::Waiting { id, text };
+                c.deadline = Some(crate::core::types::after(now, REPLY_MARGIN));
+                None
+            }
             Route::Reload { text, .. } => {
                 count(verb, "unsupported");
                 Some(proto::error(
                     501,
                     text,
-                    "reload is not supported by this rinit yet",
+                    "applying a reload is not supported by this rinit yet; `rinit ctl reload --dry-run` shows what it would do",
                 ))
             }
             Route::Act {

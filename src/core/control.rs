@@ -79,6 +79,7 @@ impl Supervisor {
                 ok: false,
                 refused: Some(SHUTTING_DOWN.into()),
                 services: Vec::new(),
+                lines: Vec::new(),
             }));
         }
         let order = self.request_order(&req.services, req.verb);
@@ -448,5 +449,6 @@ fn reply(id: RequestId, services: Vec<ServiceOutcome>) -> Action {
         ok: services.iter().all(|o| o.ok),
         refused: None,
         services,
+        lines: Vec::new(),
     })
 }

@@ -261,6 +261,8 @@ pub struct Reply {
     pub ok: bool,
     pub refused: Option<String>,
     pub services: Vec<ServiceOutcome>,
+    /// Free text lines (a reload plan, config errors), after the services.
+    pub lines: Vec<String>,
 }
 
 #[cfg(test)]
