@@ -326,9 +326,7 @@ fn control_socket(
     cfg: Option<&config::Config>,
 ) -> Option<(std::os::unix::net::UnixListener, PathBuf)> {
     use rinit_pid1::control::socket;
-    let env_dir = std::env::var_os("RINIT_RUNTIME_DIR")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from);
+    let env_dir = socket::env_runtime_dir();
     let path = match explicit {
         Some("off") => return None,
         Some(p) => PathBuf::from(p),
@@ -378,31 +376,27 @@ fn check_identities(cfg: &config::Config) -> Result<(), String> {
     let others: Vec<_> = cfg
         .services
         .iter()
-        .filter(|s| {
-            s.user
-                .as_ref()
-                .is_some_and(|id| (id.uid, id.gid) != (euid, egid))
+        .filter_map(|s| {
+            let id = s.user.as_ref()?;
+            ((id.uid, id.gid) != (euid, egid)).then_some((s.name.as_str(), id))
         })
         .collect();
-    let Some(first) = others.first() else {
+    let Some(&(first, id)) = others.first() else {
         return Ok(());
     };
     if cfg.runtime.user_fallback {
-        let names: Vec<&str> = others.iter().map(|s| s.name.as_str()).collect();
+        let names: Vec<&str> = others.iter().map(|(name, _)| *name).collect();
         log::warn!(
             "not root: running {} as {euid}:{egid} (rinit's own uid:gid) instead of their `user` (user_when_not_root: rinit)",
             names.join(", ")
         );
         return Ok(());
     }
-    // `others` holds only services whose `user` is set.
-    let id = first.user.as_ref().map_or((0, 0), |id| (id.uid, id.gid));
     Err(format!(
-        "{}: service '{}' has user {}:{} but rinit runs as {euid}:{egid} and cannot switch users; run rinit as root, drop `user:`, or set `user_when_not_root: rinit` to run such services as rinit's own user",
+        "{}: service '{first}' has user {}:{} but rinit runs as {euid}:{egid} and cannot switch users; run rinit as root, drop `user:`, or set `user_when_not_root: rinit` to run such services as rinit's own user",
         cfg.path.display(),
-        first.name,
-        id.0,
-        id.1
+        id.uid,
+        id.gid
     ))
 }
 

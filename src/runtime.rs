@@ -635,12 +635,8 @@ impl Shell {
         let Some(cfg) = self.spec.config.as_ref() else {
             return;
         };
-        let dir = std::env::var_os("RINIT_RUNTIME_DIR")
-            .filter(|d| !d.is_empty())
-            .map(PathBuf::from)
-            .or_else(|| cfg.runtime.runtime_dir.clone())
-            .unwrap_or_else(|| PathBuf::from(crate::control::socket::DEFAULT_RUNTIME_DIR))
-            .join("notify");
+        let env_dir = crate::control::socket::env_runtime_dir();
+        let dir = cfg.runtime.runtime_dir(env_dir.as_deref()).join("notify");
         let root = sys::euid() == 0;
         let mut sockets = Vec::with_capacity(cfg.services.len());
         for (i, svc) in cfg.services.iter().enumerate() {

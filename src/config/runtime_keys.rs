@@ -8,6 +8,7 @@ use serde_norway::Value;
 
 use super::locate::Report;
 use super::raw::{RawFile, Scalar};
+use crate::control::socket;
 
 /// Largest `logs.buffer` accepted: a service's buffer lives in PID 1.
 pub const MAX_LOG_BUFFER: usize = 16 * 1024 * 1024;
@@ -43,11 +44,17 @@ impl RuntimeKeys {
         match &self.control {
             ControlSetting::Off => None,
             ControlSetting::Socket(p) => Some(p.clone()),
-            ControlSetting::Default => {
-                let dir = env_dir.or(self.runtime_dir.as_deref());
-                Some(crate::control::socket::default_path(dir))
-            }
+            ControlSetting::Default => Some(self.runtime_dir(env_dir).join(socket::SOCKET_NAME)),
         }
+    }
+
+    /// The runtime directory: `env_dir` (RINIT_RUNTIME_DIR) wins over
+    /// `runtime_dir`, which defaults to /run/rinit.
+    pub fn runtime_dir(&self, env_dir: Option<&Path>) -> PathBuf {
+        env_dir
+            .or(self.runtime_dir.as_deref())
+            .unwrap_or(Path::new(socket::DEFAULT_RUNTIME_DIR))
+            .to_path_buf()
     }
 }
 

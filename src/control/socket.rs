@@ -12,6 +12,14 @@ use std::path::{Path, PathBuf};
 pub const DEFAULT_RUNTIME_DIR: &str = "/run/rinit";
 pub const SOCKET_NAME: &str = "control.sock";
 
+/// `$RINIT_RUNTIME_DIR`, when set and not empty (it wins over the config's
+/// `runtime_dir`).
+pub fn env_runtime_dir() -> Option<PathBuf> {
+    std::env::var_os("RINIT_RUNTIME_DIR")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+}
+
 /// `<runtime_dir>/control.sock`, `runtime_dir` defaulting to /run/rinit.
 pub fn default_path(runtime_dir: Option<&Path>) -> PathBuf {
     runtime_dir

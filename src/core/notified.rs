@@ -67,7 +67,8 @@ impl Supervisor {
         if notice.watchdog_trigger {
             return self.stop_unhealthy(i, "it asked for it (WATCHDOG=trigger)", now, acts);
         }
-        if notice.reloading && !s.reloading && s.is_ready() {
+        // is_ready: running and not reloading already.
+        if notice.reloading && s.is_ready() {
             s.reloading = true;
             self.note(
                 Level::Info,

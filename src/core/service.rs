@@ -25,6 +25,14 @@ pub struct Probe {
     pub attempts: u64,
 }
 
+impl Probe {
+    /// When the core must look at it: the deadline of the attempt in
+    /// flight, else when the next one is due.
+    fn due(&self) -> Instant {
+        self.inflight.as_ref().map_or(self.next_at, |i| i.deadline)
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Inflight {
     /// Which attempt this is: a network result must name it to count.
@@ -610,9 +618,7 @@ impl Service {
                 pid: Some(_),
                 since,
             } => {
-                let check = probe
-                    .as_ref()
-                    .map(|p| p.inflight.as_ref().map_or(p.next_at, |i| i.deadline));
+                let check = probe.as_ref().map(Probe::due);
                 // A stop asked for already supersedes the start timeout.
                 let timeout = (!self.stop_requested())
                     .then_some(self.policy.start_timeout)
@@ -621,10 +627,7 @@ impl Service {
                 super::types::deadline_min(check, timeout)
             }
             State::Running { .. } => {
-                let check = self
-                    .check
-                    .as_ref()
-                    .map(|p| p.inflight.as_ref().map_or(p.next_at, |i| i.deadline));
+                let check = self.check.as_ref().map(Probe::due);
                 let watchdog = self.watchdog_at.filter(|_| !self.stop_requested());
                 super::types::deadline_min(check, watchdog)
             }

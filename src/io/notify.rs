@@ -56,8 +56,7 @@ impl NotifySockets {
         let (sockets, pipes) = revents.split_at(self.sockets.len().min(revents.len()));
         self.read_pipes(pipes);
         for (k, (service, fd)) in self.sockets.iter().enumerate() {
-            let revents = sockets;
-            if revents.get(k).is_none_or(|&r| r == 0) {
+            if sockets.get(k).is_none_or(|&r| r == 0) {
                 continue;
             }
             for _ in 0..MAX_PER_TURN {
