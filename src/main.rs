@@ -82,9 +82,14 @@ fn main() {
     std::process::exit(code);
 }
 
-/// RINIT_LOG_FORMAT (which wins over `logs.format`): `text` or `json`.
+/// RINIT_LOG_FORMAT when set and not empty: it wins over `logs.format`.
+fn env_log_format() -> Option<OsString> {
+    std::env::var_os("RINIT_LOG_FORMAT").filter(|v| !v.is_empty())
+}
+
+/// RINIT_LOG_FORMAT: `text` or `json`.
 fn set_log_format_from_env() {
-    let Some(v) = std::env::var_os("RINIT_LOG_FORMAT").filter(|v| !v.is_empty()) else {
+    let Some(v) = env_log_format() else {
         return;
     };
     match v.to_str().and_then(json_log::parse_format) {
@@ -244,10 +249,7 @@ fn run(args: cli::RunArgs, inherited_fds: Vec<i32>, signals: os::sys::SignalSet)
         },
         None => None,
     };
-    if let Some(c) = cfg
-        .as_ref()
-        .filter(|_| std::env::var_os("RINIT_LOG_FORMAT").is_none())
-    {
+    if let Some(c) = cfg.as_ref().filter(|_| env_log_format().is_none()) {
         json_log::set_json(c.runtime.log_json);
     }
     if cfg.is_none() && args.command.is_empty() {

@@ -640,7 +640,9 @@ impl Shell {
         let root = sys::euid() == 0;
         let mut sockets = Vec::with_capacity(cfg.services.len());
         for (i, svc) in cfg.services.iter().enumerate() {
-            if !svc.policy.notify {
+            // `policy.notify` also covers `ready: {fd: N}`, which has its
+            // pipe and no socket.
+            if svc.ready != Some(ReadyCheck::Notify) {
                 sockets.push(None);
                 continue;
             }

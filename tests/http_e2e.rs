@@ -2801,7 +2801,7 @@ fn fd_readiness_is_the_first_newline_on_the_descriptor() {
 health: { listen: "127.0.0.1:{port}" }
 services:
   db:
-    command: "until test -f {d}/go; do sleep 0.02; done; echo ready >&3; exec sleep 1000"
+    command: "echo \"${NOTIFY_SOCKET:-none}\" > {d}/notify.tmp; mv {d}/notify.tmp {d}/notify; until test -f {d}/go; do sleep 0.02; done; echo ready >&3; exec sleep 1000"
     ready: { fd: 3 }
   quiet:
     # Closes its descriptor without a newline: that says nothing.
@@ -2822,6 +2822,8 @@ services:
         == Some("running")));
     assert_eq!(state_of(r.addr, "db").as_deref(), Some("running"));
     assert_eq!(state_of(r.addr, "quiet").as_deref(), Some("starting"));
+    // A pipe, not an sd_notify socket: no NOTIFY_SOCKET for it.
+    assert_eq!(dir.read("notify").as_deref(), Some("none\n"));
 }
 
 #[test]

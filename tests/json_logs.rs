@@ -99,6 +99,18 @@ fn the_environment_variable_wins_and_bad_values_are_refused() {
     };
     h.expect_exit(Duration::from_secs(10));
     assert!(h.stdout().contains("s | plain"), "{}", h.stdout());
+    // An empty variable is no choice: the file's `logs.format` applies.
+    let Some(mut h) = Launch::new(RINIT)
+        .env("RINIT_LOG_FORMAT", "")
+        .args(["-c", &dir.file("rinit.yaml")])
+        .start_pid1(&dir)
+    else {
+        return;
+    };
+    h.expect_exit(Duration::from_secs(10));
+    std::fs::write(dir.join("out0"), h.stdout_bytes()).expect("write out");
+    let out = check_json(&dir, "out0");
+    assert!(out.contains("s stdout plain"), "{out}");
     // Single-command mode: rinit's own lines are JSON; the command's output
     // is its own (inherited fds), untouched.
     let Some(mut h) = Launch::new(RINIT)
