@@ -932,7 +932,7 @@ shutdown:
   timeout: 9s
 services:
   slow:
-    command: "trap 'echo term > {d}/term; sleep 1.5; exit 0' TERM; sleep 1000 & wait"
+    command: "trap 'echo term > {d}/term; sleep 1.5; exit 0' TERM; echo up > {d}/up; sleep 1000 & wait"
     stop_timeout: 2s
 "#;
     let Some(mut r) = start(&dir, yaml) else {
@@ -940,6 +940,8 @@ services:
     };
     wait_status(r.addr, "/readyz", 200, LONG);
     wait_status(r.addr, "/healthz", 200, LONG);
+    // Ready means spawned; the shell's trap is in place once it said so.
+    assert!(dir.wait_line("up", LONG).is_some(), "slow never started");
     r.inst.signal(libc::SIGTERM);
     assert!(
         dir.wait_line("term", LONG).is_some(),
@@ -2830,14 +2832,20 @@ services:
 fn two_hundred_services_with_liveness_every_100ms_keep_threads_and_fds_flat() {
     let _serial = serial();
     let dir = TestDir::new("liveness-200");
-    // The check target: a listener in the test that accepts and drops.
-    let target = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = target.local_addr().expect("addr").port();
-    std::thread::spawn(move || {
-        for conn in target.incoming() {
-            drop(conn);
-        }
-    });
+    // The check target: a listener that accepts and drops, with a backlog
+    // for all 200 at once (std's listen backlog is 128, and checks of
+    // services that became ready together connect in the same instant).
+    let listener = "import socket\ns = socket.socket()\ns.bind(('127.0.0.1', 0))\ns.listen(1024)\nprint(s.getsockname()[1], flush=True)\nwhile True:\n    s.accept()[0].close()";
+    let mut target = KillOnDrop::spawn(
+        Command::new(python3())
+            .args(["-c", listener])
+            .stdout(Stdio::piped()),
+    );
+    let mut line = String::new();
+    let stdout = target.0.stdout.take().expect("listener stdout");
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
+        .expect("listener port");
+    let port: u16 = line.trim().parse().expect("a port number");
     let mut yaml = String::from("health: { listen: \"127.0.0.1:{port}\" }\nservices:\n");
     for i in 0..200 {
         yaml.push_str(&format!(
