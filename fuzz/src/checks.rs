@@ -75,6 +75,8 @@ pub fn snapshot(now: Instant) -> Snapshot {
         .iter()
         .enumerate()
         .map(|(i, &phase)| ServiceView {
+            id: i,
+            removed: false,
             name: format!("svc-{i}\"\\\n{}", phase.as_str()),
             phase,
             pid: (i % 2 == 0).then_some(100 + i as i32),

@@ -25,7 +25,7 @@ pub fn plan(
     report: &mut Report,
 ) -> (Vec<Vec<usize>>, Vec<Vec<usize>>) {
     let deps = resolve(names, depends, report);
-    let (waves, stuck) = waves(&deps);
+    let (waves, stuck) = crate::core::waves::waves(&deps);
     if stuck.iter().any(|s| *s) {
         for cycle in cycles(&deps, &stuck) {
             report_cycle(&cycle, names, depends, report);
@@ -77,39 +77,6 @@ fn unknown_dependency(dep: &str, all: &[&str]) -> String {
         n => format!("{} and {} more", all[..20].join(", "), n - 20),
     };
     format!("depends on `{dep}`, which is not a service{hint}; services: {known}")
-}
-
-/// The waves, and which services could not be placed (they sit on or
-/// behind a cycle). Kahn's algorithm one layer at a time: a service joins
-/// the wave after the one that held its last dependency.
-fn waves(deps: &[Vec<usize>]) -> (Vec<Vec<usize>>, Vec<bool>) {
-    let n = deps.len();
-    let mut missing: Vec<usize> = deps.iter().map(Vec::len).collect();
-    let mut dependents = vec![Vec::new(); n];
-    for (i, ds) in deps.iter().enumerate() {
-        for &d in ds {
-            dependents[d].push(i);
-        }
-    }
-    let mut placed = vec![false; n];
-    let mut waves = Vec::new();
-    let mut wave: Vec<usize> = (0..n).filter(|&i| missing[i] == 0).collect();
-    while !wave.is_empty() {
-        let mut next = Vec::new();
-        for &i in &wave {
-            placed[i] = true;
-            for &j in &dependents[i] {
-                missing[j] -= 1;
-                if missing[j] == 0 {
-                    next.push(j);
-                }
-            }
-        }
-        let next = crate::core::types::sorted_by_key(next, |&j| j);
-        waves.push(std::mem::replace(&mut wave, next));
-    }
-    let stuck = placed.iter().map(|p| !p).collect();
-    (waves, stuck)
 }
 
 /// The cycles among the stuck services, each starting at its member that

@@ -252,7 +252,8 @@ pub fn resolve(names: &[String], snap: &Snapshot) -> Result<Vec<usize>, String> 
         .map(|n| {
             snap.services
                 .iter()
-                .position(|s| s.name == *n)
+                .find(|s| s.name == *n && !s.removed)
+                .map(|s| s.id)
                 .ok_or_else(|| format!("no such service: {n}"))
         })
         .collect()
@@ -321,7 +322,8 @@ pub fn error(status: u16, text: bool, message: &str) -> Vec<u8> {
 pub fn reply(reply: &Reply, snap: &Snapshot, text: bool) -> Vec<u8> {
     let name = |i: usize| {
         snap.services
-            .get(i)
+            .iter()
+            .find(|s| s.id == i)
             .map_or_else(|| format!("service {i}"), |s| s.name.clone())
     };
     let status = match (&reply.refused, reply.ok) {

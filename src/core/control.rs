@@ -44,16 +44,32 @@ const INTERRUPTED: &str = "interrupted: rinit is shutting down";
 #[derive(Clone, Debug)]
 pub(super) struct Pending {
     id: RequestId,
-    verb: Verb,
     deadline: Instant,
     /// In the order they are handled (stop: dependents first).
     items: Vec<Item>,
+    /// A reload: answered with a line per service (`label: outcome`),
+    /// since a removed service has no name left to look up.
+    reload: bool,
 }
 
 #[derive(Clone, Debug)]
-struct Item {
-    service: usize,
-    outcome: Option<ServiceOutcome>,
+pub(super) struct Item {
+    pub(super) service: usize,
+    pub(super) awaits: Awaits,
+    /// For a reload: "web: restarted (command changed)".
+    pub(super) label: Option<String>,
+    pub(super) outcome: Option<ServiceOutcome>,
+}
+
+/// What an item's outcome waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Awaits {
+    /// Ready (or an end that will not become ready): start, restart.
+    Ready,
+    /// Down, every process reaped: stop.
+    Down,
+    /// Removed by a reload: stopped and forgotten.
+    Forgotten,
 }
 
 impl Pending {
@@ -61,9 +77,22 @@ impl Pending {
     pub(super) fn deadline(&self) -> Instant {
         self.deadline
     }
+
+    pub(super) fn new(id: RequestId, deadline: Instant, items: Vec<Item>, reload: bool) -> Self {
+        Pending {
+            id,
+            deadline,
+            items,
+            reload,
+        }
+    }
+
+    pub(super) fn is_reload(&self) -> bool {
+        self.reload
+    }
 }
 
-fn outcome(service: usize, ok: bool, detail: impl Into<String>) -> ServiceOutcome {
+pub(super) fn outcome(service: usize, ok: bool, detail: impl Into<String>) -> ServiceOutcome {
     ServiceOutcome {
         service,
         ok,
@@ -83,6 +112,10 @@ impl Supervisor {
             }));
         }
         let order = self.request_order(&req.services, req.verb);
+        let awaits = match req.verb {
+            Verb::Stop => Awaits::Down,
+            _ => Awaits::Ready,
+        };
         let mut items = Vec::with_capacity(order.len());
         for &i in &order {
             let early = match req.verb {
@@ -93,14 +126,19 @@ impl Supervisor {
             };
             items.push(Item {
                 service: i,
+                awaits,
+                label: None,
                 outcome: early,
             });
         }
-        // Indices the shell should never send: answered, never trusted.
+        // Indices the shell should never send, or of a service a reload
+        // removed since the name was looked up: answered, never trusted.
         for &i in &req.services {
-            if self.services.get(i).is_none() {
+            if !self.is_known(i) {
                 items.push(Item {
                     service: i,
+                    awaits,
+                    label: None,
                     outcome: Some(outcome(i, false, "no such service")),
                 });
             }
@@ -112,12 +150,13 @@ impl Supervisor {
             return acts.push(reply(req.id, accepted(&items)));
         }
         // A signal's outcomes are all known: answered in this same step.
-        self.pending.push(Pending {
-            id: req.id,
-            verb: req.verb,
-            deadline: after(now, req.timeout),
-            items,
-        });
+        self.pending
+            .push(Pending::new(req.id, after(now, req.timeout), items, false));
+    }
+
+    /// A service the operator may name: it exists and no reload removed it.
+    pub(super) fn is_known(&self, i: usize) -> bool {
+        self.services.get(i).is_some_and(|s| !s.retired)
     }
 
     /// Valid, deduplicated, in dependency order: dependencies first, or
@@ -132,7 +171,7 @@ impl Supervisor {
         };
         let mut order: Vec<usize> = Vec::with_capacity(asked.len());
         for &i in asked {
-            if self.services.get(i).is_some() && !order.contains(&i) {
+            if self.is_known(i) && !order.contains(&i) {
                 order.push(i);
             }
         }
@@ -319,8 +358,7 @@ impl Supervisor {
         }
         for p in pending {
             if p.items.iter().all(|it| it.outcome.is_some()) {
-                let services = p.items.into_iter().filter_map(|it| it.outcome).collect();
-                acts.push(reply(p.id, services));
+                acts.push(answer(p, |it| it.outcome));
             } else {
                 self.pending.push(p);
             }
@@ -363,14 +401,16 @@ impl Supervisor {
                 continue;
             }
             let i = it.service;
-            let mut got = match p.verb {
-                Verb::Stop => self.stop_result(i),
-                _ => self.ready_result(i),
+            let awaits = it.awaits;
+            let mut got = match awaits {
+                Awaits::Down => self.stop_result(i),
+                Awaits::Ready => self.ready_result(i),
+                Awaits::Forgotten => self.forgotten_result(i),
             };
             if got.is_none() && late {
-                let what = match p.verb {
-                    Verb::Stop => "timed out waiting for it to stop",
-                    _ => "timed out waiting for ready",
+                let what = match awaits {
+                    Awaits::Down | Awaits::Forgotten => "timed out waiting for it to stop",
+                    Awaits::Ready => "timed out waiting for ready",
                 };
                 got = Some(outcome(i, false, what));
             }
@@ -415,20 +455,59 @@ impl Supervisor {
         matches!(s.state, State::Down).then(|| self.down_outcome(i))
     }
 
+    /// For a removed service: gone once every process of it is reaped.
+    fn forgotten_result(&self, i: usize) -> Option<ServiceOutcome> {
+        let s = self.services.get(i)?;
+        s.forgotten().then(|| outcome(i, true, "stopped"))
+    }
+
     /// A shutdown began: every request still waiting is answered now.
     pub(super) fn interrupt_requests(&mut self, acts: &mut Vec<Action>) {
         for p in std::mem::take(&mut self.pending) {
-            let services = p
-                .items
-                .into_iter()
-                .map(|it| {
+            acts.push(answer(p, |it| {
+                Some(
                     it.outcome
-                        .unwrap_or_else(|| outcome(it.service, false, INTERRUPTED))
-                })
-                .collect();
-            acts.push(reply(p.id, services));
+                        .unwrap_or_else(|| outcome(it.service, false, INTERRUPTED)),
+                )
+            }));
         }
     }
+}
+
+/// The reply to a finished request, each item's outcome from `take`: per
+/// service, or for a reload one line each (`label: detail`).
+fn answer(p: Pending, take: impl Fn(Item) -> Option<ServiceOutcome>) -> Action {
+    let (id, reload) = (p.id, p.reload);
+    let mut lines = Vec::new();
+    let mut services = Vec::new();
+    for it in p.items {
+        let label = it.label.clone();
+        let Some(o) = take(it) else {
+            continue;
+        };
+        match label.filter(|_| reload) {
+            Some(label) if o.detail.is_empty() => lines.push(label),
+            Some(label) => lines.push(format!("{label}: {}", o.detail)),
+            None => {}
+        }
+        services.push(o);
+    }
+    let ok = services.iter().all(|o| o.ok);
+    if reload {
+        services.clear();
+        lines.push(if ok {
+            "reload applied".to_string()
+        } else {
+            "reload applied, but not everything it started became ready".to_string()
+        });
+    }
+    Action::Reply(Reply {
+        id,
+        ok,
+        refused: None,
+        services,
+        lines,
+    })
 }
 
 /// The answer to `wait: false`: "accepted", or what already failed.

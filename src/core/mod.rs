@@ -8,6 +8,7 @@ mod drain;
 mod forward;
 mod notified;
 pub mod notify;
+mod reload;
 pub mod service;
 pub mod shutdown;
 pub mod signal;
@@ -15,6 +16,7 @@ pub mod snapshot;
 mod stop;
 pub mod supervisor;
 pub mod types;
+pub mod waves;
 
 #[cfg(test)]
 mod check_tests;
@@ -22,6 +24,8 @@ mod check_tests;
 mod control_tests;
 #[cfg(test)]
 mod drain_tests;
+#[cfg(test)]
+mod reload_tests;
 #[cfg(test)]
 mod tests;
 

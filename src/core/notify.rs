@@ -222,6 +222,8 @@ mod client_tests {
         s.shutting_down = shutting_down;
         for (i, &r) in ready.iter().enumerate() {
             s.services.push(ServiceView {
+                id: i,
+                removed: false,
                 name: format!("s{i}"),
                 phase: if r { Phase::Running } else { Phase::Starting },
                 pid: Some(10 + i as i32),

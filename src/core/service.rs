@@ -137,6 +137,8 @@ pub struct Service {
     watchdog_at: Option<Instant>,
     /// `EXTEND_TIMEOUT_USEC=`: the start deadline, moved once.
     start_extended: Option<Instant>,
+    /// Removed by a reload: stopped (dependents first), then forgotten.
+    pub retired: bool,
 }
 
 /// What a finished liveness check means.
@@ -172,7 +174,44 @@ impl Service {
             notify_status: None,
             watchdog_at: None,
             start_extended: None,
+            retired: false,
         }
+    }
+
+    /// Removed by a reload and nothing of it runs any more: it is no
+    /// longer shown, resolved, waited for or stopped.
+    pub fn forgotten(&self) -> bool {
+        self.retired && !self.has_process()
+    }
+
+    /// A reload changed only policy keys: the new ones apply from now on
+    /// to the process as it runs. A changed liveness check or watchdog is
+    /// scheduled afresh (the caller ended any check in flight first).
+    pub fn update_policy(&mut self, policy: ServicePolicy, now: Instant) {
+        let rescheduled = self.policy.liveness != policy.liveness;
+        let watchdog = self.policy.watchdog != policy.watchdog;
+        self.policy = policy;
+        if !matches!(self.state, State::Running { .. }) {
+            return;
+        }
+        if rescheduled {
+            let attempts = self.check.as_ref().map_or(0, |c| c.attempts);
+            self.liveness_failures = 0;
+            self.check = self.policy.liveness.map(|l| Probe {
+                next_at: after(now, l.probe.interval),
+                inflight: None,
+                attempts,
+            });
+        }
+        if watchdog {
+            self.watchdog_at = self.policy.watchdog.map(|w| after(now, w));
+        }
+    }
+
+    /// True when a changed liveness check means the one in flight is of
+    /// the old kind and must be ended before `update_policy`.
+    pub fn liveness_changes(&self, policy: &ServicePolicy) -> bool {
+        self.policy.liveness != policy.liveness && self.checks_liveness()
     }
 
     pub fn name(&self) -> &str {

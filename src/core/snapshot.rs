@@ -51,6 +51,10 @@ impl Phase {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct ServiceView {
+    /// The service's slot in the core: what control requests name it by.
+    pub id: usize,
+    /// Removed by a reload and still being stopped.
+    pub removed: bool,
     pub name: String,
     pub phase: Phase,
     /// The live process, if any: set only between spawn and reap.

@@ -114,6 +114,7 @@ impl Supervisor {
                 session,
                 notice,
             } => self.on_notify(service, session, notice, now, &mut acts),
+            Event::Reload(reload) => self.on_reload(*reload, now, &mut acts),
         }
         self.step(now, &mut acts);
         acts
@@ -160,7 +161,11 @@ impl Supervisor {
             services: self
                 .services
                 .iter()
-                .map(|s| ServiceView {
+                .enumerate()
+                .filter(|(_, s)| !s.forgotten())
+                .map(|(id, s)| ServiceView {
+                    id,
+                    removed: s.retired,
                     name: s.name().to_string(),
                     phase: s.phase(),
                     pid: s.pid(),
@@ -341,6 +346,10 @@ impl Supervisor {
         if !s.wanted_up {
             s.last_exit = Some(status);
             s.state = State::Down;
+            if s.retired {
+                self.note(Level::Info, format!("{name}: stopped ({status})"));
+                return self.forget(i);
+            }
             self.note(Level::Info, format!("{name}: down ({status})"));
             return;
         }

@@ -162,7 +162,7 @@ pub enum Who {
     Liveness(usize),
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Event {
     /// The process was forked and its exec succeeded.
     Spawned {
@@ -209,6 +209,48 @@ pub enum Event {
         session: Option<i32>,
         notice: Option<super::notify::Notice>,
     },
+    /// `rinit ctl reload`, validated and planned by the shell (SPEC
+    /// section 11); answered by `Action::Reply` once what it started is
+    /// ready and what it removed is gone.
+    Reload(Box<Reload>),
+}
+
+/// A reload as the core applies it: per service slot, what changes. Slots
+/// are stable: a kept service keeps its index, an added one takes the next
+/// free index (never one a removed service had), so every index in flight
+/// (events, probes, requests) still means the same service.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reload {
+    pub id: RequestId,
+    pub changes: Vec<SlotChange>,
+    /// `shutdown.drain` and `shutdown.timeout`: for the next shutdown.
+    pub drain: Duration,
+    pub shutdown_timeout: Duration,
+    /// How long the reply waits for restarted and added services.
+    pub timeout: Duration,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SlotChange {
+    pub slot: usize,
+    pub kind: ChangeKind,
+    /// For a person: "command changed", "added".
+    pub why: String,
+    /// The new policy (`depends_on` in slots); None for a removal.
+    pub policy: Option<ServicePolicy>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChangeKind {
+    Unchanged,
+    /// Policy keys only: the process keeps running.
+    InPlace,
+    /// How the process runs changed: stopped and started again.
+    Restart,
+    /// Added: started once its dependencies are ready.
+    Start,
+    /// Removed: stopped as at shutdown, dependents first, then forgotten.
+    Stop,
 }
 
 /// Names a control request, so its reply finds the connection waiting.

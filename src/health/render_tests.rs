@@ -9,6 +9,8 @@ use crate::health::json_check::{self, Json};
 
 fn view(name: &str, phase: Phase) -> ServiceView {
     ServiceView {
+        id: 0,
+        removed: false,
         name: name.to_string(),
         phase,
         pid: None,

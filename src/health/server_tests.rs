@@ -19,6 +19,8 @@ const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn service(name: &str, phase: Phase) -> ServiceView {
     ServiceView {
+        id: 0,
+        removed: false,
         name: name.to_string(),
         phase,
         pid: matches!(phase, Phase::Running).then_some(4242),
