@@ -242,7 +242,10 @@ fn parse_ctl(args: Vec<OsString>) -> Result<Cli, String> {
                 a.wait = false
             }
             Long("timeout")
-                if matches!(a.verb, CtlVerb::Start | CtlVerb::Stop | CtlVerb::Restart) =>
+                if matches!(
+                    a.verb,
+                    CtlVerb::Start | CtlVerb::Stop | CtlVerb::Restart | CtlVerb::Reload
+                ) =>
             {
                 a.timeout = Some(duration(&string(p.value(), "--timeout")?, "--timeout")?)
             }

@@ -284,6 +284,7 @@ fn run(args: cli::RunArgs, inherited_fds: Vec<i32>, signals: os::sys::SignalSet)
         }
     }
     os::sys::reset_own_signals(&signals);
+    let health_pinned = args.health_addr.is_some();
     let listen = match args.health_addr {
         Some(a) => match a.parse() {
             Ok(addr) => Some(addr),
@@ -310,6 +311,12 @@ fn run(args: cli::RunArgs, inherited_fds: Vec<i32>, signals: os::sys::SignalSet)
     let control = control_socket(args.control.as_deref(), cfg.as_ref());
     runtime::run(runtime::RunSpec {
         control,
+        // A flag or variable wins over the file, at a reload too.
+        pinned: runtime::Pinned {
+            health: health_pinned,
+            control: args.control.is_some(),
+        },
+        health_addr: health.as_ref().and(listen),
         config: cfg,
         command: args.command,
         grace: args.grace,

@@ -4,148 +4,17 @@
 //! kernel's view (/proc, files the services write) says what happened.
 
 mod common;
+#[path = "ctl/harness.rs"]
+mod harness;
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-
-const RINIT: &str = env!("CARGO_BIN_EXE_rinit");
-
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
-}
-
-struct Ctl {
-    inst: Instance,
-    sock: PathBuf,
-}
-
-/// Starts rinit on `yaml` (`{d}`: the test dir) with its control socket at
-/// `{d}/ctl.sock`, and waits until `ctl status` answers.
-fn start(dir: &TestDir, yaml: &str) -> Option<Ctl> {
-    let text = yaml.replace("{d}", &dir.path().display().to_string());
-    dir.write("rinit.yaml", text.as_bytes());
-    let sock = dir.join("ctl.sock");
-    let inst = Launch::new(RINIT)
-        .arg("-c")
-        .arg(dir.join("rinit.yaml"))
-        .arg("--control")
-        .arg(&sock)
-        .start_pid1(dir)?;
-    let c = Ctl { inst, sock };
-    let up = wait_for(secs(10), || c.run(&["status"]).0 == 0);
-    assert!(up, "ctl status never answered: {}", c.inst.stderr());
-    Some(c)
-}
-
-impl Ctl {
-    /// `rinit ctl --control SOCK ARGS...`: (exit code, stdout, stderr).
-    fn run(&self, args: &[&str]) -> (i32, String, String) {
-        self.run_as(None, args)
-    }
-
-    fn run_as(&self, uid: Option<u32>, args: &[&str]) -> (i32, String, String) {
-        let mut cmd = match uid {
-            Some(u) => {
-                let mut c = Command::new("setpriv");
-                c.args([
-                    format!("--reuid={u}"),
-                    format!("--regid={u}"),
-                    "--clear-groups".to_string(),
-                    RINIT.to_string(),
-                ]);
-                c
-            }
-            None => Command::new(RINIT),
-        };
-        cmd.arg("ctl").arg("--control").arg(&self.sock).args(args);
-        let out = cmd.output().expect("run rinit ctl");
-        (
-            code_of(out.status),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let (code, out, err) = self.run(args);
-        assert_eq!(
-            code,
-            0,
-            "ctl {args:?}: {out}{err}\nrinit: {}",
-            self.inst.stderr()
-        );
-        out
-    }
-
-    /// A field of one service in `ctl status --json`, raw (quotes kept).
-    fn field(&self, name: &str, key: &str) -> Option<String> {
-        let json = self.run(&["status", "--json"]).1;
-        let start = json.find(&format!("{{\"name\":\"{name}\""))?;
-        let obj = &json[start..];
-        let obj = &obj[..obj.find('}').unwrap_or(obj.len())];
-        let at = obj.find(&format!("\"{key}\":"))? + key.len() + 3;
-        let rest = &obj[at..];
-        Some(rest[..rest.find([',', '}']).unwrap_or(rest.len())].to_string())
-    }
-
-    fn state(&self, name: &str) -> String {
-        self.field(name, "state")
-            .unwrap_or_default()
-            .trim_matches('"')
-            .to_string()
-    }
-
-    fn pid(&self, name: &str) -> Option<i32> {
-        self.field(name, "pid")?.parse().ok()
-    }
-
-    fn wait_state(&self, name: &str, state: &str) -> bool {
-        wait_for(secs(10), || self.state(name) == state)
-    }
-
-    /// Raw HTTP on the socket: (status code, body).
-    fn http(&self, method: &str, target: &str) -> (u16, String) {
-        let mut s = UnixStream::connect(&self.sock).expect("connect");
-        s.set_read_timeout(Some(secs(30))).unwrap();
-        write!(s, "{method} {target} HTTP/1.1\r\nHost: rinit\r\n\r\n").unwrap();
-        let mut raw = String::new();
-        let _ = s.read_to_string(&mut raw);
-        let code = raw
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        let body = raw
-            .split_once("\r\n\r\n")
-            .map(|x| x.1.to_string())
-            .unwrap_or_default();
-        (code, body)
-    }
-}
-
-/// Host pids of the processes in `ns_pid`'s process group (namespace pids).
-fn group_members(c: &Ctl, ns_pgid: i32) -> Vec<i32> {
-    c.inst
-        .processes()
-        .into_iter()
-        .filter(|p| {
-            let stat =
-                std::fs::read_to_string(format!("/proc/{}/status", p.pid)).unwrap_or_default();
-            // NSpgid's last column is the group in rinit's namespace.
-            stat.lines()
-                .find_map(|l| l.strip_prefix("NSpgid:"))
-                .and_then(|v| v.split_whitespace().last()?.parse::<i32>().ok())
-                == Some(ns_pgid)
-                && !p.is_zombie()
-        })
-        .map(|p| p.pid)
-        .collect()
-}
+use harness::*;
 
 const STACK: &str = r#"
 services:
@@ -520,45 +389,4 @@ services:
         "restarts slowed: {} in {elapsed:.1} s",
         r1 - r0
     );
-}
-
-#[test]
-fn reload_dry_run_prints_the_plan_and_changes_nothing() {
-    let dir = TestDir::new("ctl-reload-plan");
-    let Some(c) = start(&dir, STACK) else { return };
-    assert!(c.wait_state("web", "running") && c.wait_state("worker", "running"));
-    let pids: Vec<Option<i32>> = ["db", "web", "worker"].iter().map(|n| c.pid(n)).collect();
-    // The next file: web's command changes, worker's backoff only, db stays,
-    // and a service is added.
-    let text = STACK.replace("{d}", &dir.path().display().to_string());
-    let next = text
-        .replace("echo web started;", "echo web started again;")
-        .replace(
-            "  worker:\n",
-            "  cache:\n    command: [sleep, \"1000\"]\n  worker:\n    backoff: { initial: 1s }\n",
-        );
-    dir.write("rinit.yaml", next.as_bytes());
-    let (code, out, err) = c.run(&["reload", "--dry-run"]);
-    assert_eq!(code, 0, "{out}{err}");
-    for line in [
-        "db: unchanged",
-        "web: restart (command changed)",
-        "worker: updated in place (backoff changed)",
-        "cache: start (added)",
-        "dry run: nothing was changed",
-    ] {
-        assert!(out.contains(line), "{line:?} missing:\n{out}");
-    }
-    let after: Vec<Option<i32>> = ["db", "web", "worker"].iter().map(|n| c.pid(n)).collect();
-    assert_eq!(pids, after, "a dry run touches nothing");
-    // A file with an error: the same messages as `rinit check`, exit 1.
-    dir.write("rinit.yaml", b"services:\n  web:\n    comand: x\n");
-    let (code, _, err) = c.run(&["reload", "--dry-run"]);
-    assert_eq!(code, 1, "{err}");
-    assert!(err.contains("rinit.yaml:3:5"), "{err}");
-    assert!(err.contains("a reload would change nothing"), "{err}");
-    // Applying is not built yet, and says so.
-    let (code, _, err) = c.run(&["reload"]);
-    assert_eq!(code, 1, "{err}");
-    assert!(err.contains("--dry-run"), "{err}");
 }

@@ -88,6 +88,9 @@ impl CtlArgs {
                 if self.dry_run {
                     q.push("dry_run=1".into());
                 }
+                if let Some(t) = self.timeout {
+                    q.push(format!("timeout={}ms", t.as_millis()));
+                }
                 return ("POST", with_query("/v1/reload".into(), &q));
             }
             CtlVerb::Start => "start",
@@ -114,8 +117,11 @@ impl CtlArgs {
         if self.follow {
             return None;
         }
-        let waits = matches!(self.verb, CtlVerb::Start | CtlVerb::Stop | CtlVerb::Restart);
-        let base = if waits && self.wait {
+        let waits = matches!(
+            self.verb,
+            CtlVerb::Start | CtlVerb::Stop | CtlVerb::Restart | CtlVerb::Reload
+        );
+        let base = if waits && self.wait && !self.dry_run {
             self.timeout.unwrap_or(super::proto::DEFAULT_TIMEOUT)
         } else {
             Duration::ZERO

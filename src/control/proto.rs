@@ -14,7 +14,7 @@
 //! | POST | `/v1/services/a,b/signal` | `signal=HUP` |
 //! | GET | `/v1/logs` | `service=a,b`, `n=100`, `follow=1` |
 //! | POST | `/v1/shutdown` | |
-//! | POST | `/v1/reload` | `dry_run=1` |
+//! | POST | `/v1/reload` | `dry_run=1`, `timeout=60s` |
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -53,6 +53,8 @@ pub enum Route {
     },
     Reload {
         dry_run: bool,
+        /// How long the reply waits for what the reload starts.
+        timeout: Duration,
         text: bool,
     },
 }
@@ -127,10 +129,14 @@ pub fn route(method: &str, target: &str) -> Result<Route, RouteError> {
         }
         ["", "v1", "logs"] => need("GET").and_then(|()| logs(&q)),
         ["", "v1", "shutdown"] => need("POST").map(|()| Route::Shutdown { text }),
-        ["", "v1", "reload"] => need("POST").map(|()| Route::Reload {
-            dry_run: flag(&q, "dry_run"),
-            text,
-        }),
+        ["", "v1", "reload"] => {
+            need("POST")?;
+            Ok(Route::Reload {
+                dry_run: flag(&q, "dry_run"),
+                timeout: timeout(&q)?,
+                text,
+            })
+        }
         _ => Err((404, format!("no such route: {path}"))),
     }
 }
@@ -153,20 +159,24 @@ fn act(action: &str, names: Vec<String>, q: &Query, text: bool) -> Result<Route,
     if names.is_empty() {
         return Err((400, "name at least one service".into()));
     }
-    let timeout = match q.get("timeout") {
-        None => DEFAULT_TIMEOUT,
-        Some(t) => humantime::parse_duration(t)
-            .ok()
-            .filter(|d| *d <= MAX_TIMEOUT)
-            .ok_or_else(|| (400, format!("timeout: '{t}' is not a duration up to 24h")))?,
-    };
     Ok(Route::Act {
         verb,
         names,
         wait: q.get("wait") != Some("0"),
-        timeout,
+        timeout: timeout(q)?,
         text,
     })
+}
+
+/// `timeout=`: how long a request waits for what it asked.
+fn timeout(q: &Query) -> Result<Duration, RouteError> {
+    match q.get("timeout") {
+        None => Ok(DEFAULT_TIMEOUT),
+        Some(t) => humantime::parse_duration(t)
+            .ok()
+            .filter(|d| *d <= MAX_TIMEOUT)
+            .ok_or_else(|| (400, format!("timeout: '{t}' is not a duration up to 24h"))),
+    }
 }
 
 fn logs(q: &Query) -> Result<Route, RouteError> {

@@ -48,6 +48,11 @@ pub enum Submitted {
     ReloadPlan {
         id: RequestId,
     },
+    /// `rinit ctl reload`: re-read the file and apply it (SPEC section 11).
+    Reload {
+        id: RequestId,
+        timeout: std::time::Duration,
+    },
 }
 
 enum Stage {
@@ -81,7 +86,9 @@ struct Conn {
 pub type Dropped = Vec<(String, u64)>;
 
 pub struct ControlServer {
-    listener: UnixListener,
+    /// None once a reload turned control off: the connections open then
+    /// are still answered.
+    listener: Option<UnixListener>,
     published: Arc<Published>,
     own_uid: u32,
     conns: Vec<Conn>,
@@ -97,7 +104,7 @@ impl ControlServer {
     pub fn new(listener: UnixListener, published: Arc<Published>) -> std::io::Result<Self> {
         listener.set_nonblocking(true)?;
         Ok(ControlServer {
-            listener,
+            listener: Some(listener),
             published,
             own_uid: sys::euid(),
             conns: Vec::new(),
@@ -111,7 +118,9 @@ impl ControlServer {
             events,
             revents: 0,
         };
-        fds.push(pollfd(self.listener.as_raw_fd(), libc::POLLIN));
+        // poll ignores a negative fd: the slot stays, so the layout does.
+        let fd = self.listener.as_ref().map_or(-1, |l| l.as_raw_fd());
+        fds.push(pollfd(fd, libc::POLLIN));
         for c in &self.conns {
             let events = match &c.stage {
                 Stage::Reading(_) | Stage::Waiting { .. } => libc::POLLIN,
@@ -127,6 +136,18 @@ impl ControlServer {
 
     pub fn next_deadline(&self) -> Option<Instant> {
         self.conns.iter().filter_map(|c| c.deadline).min()
+    }
+
+    /// A reload moved the socket: accept on `listener` from now on (the
+    /// old one closes here).
+    pub fn replace_listener(&mut self, listener: Option<UnixListener>) {
+        if let Some(l) = &listener {
+            if let Err(e) = l.set_nonblocking(true) {
+                log::error!("control: cannot use the new socket: {e}");
+                return;
+            }
+        }
+        self.listener = listener;
     }
 
     /// Serves what poll reported for the descriptors `interest` gave.
@@ -197,7 +218,10 @@ impl ControlServer {
 
     fn accept(&mut self, now: Instant, rings: &Rings, submit: &mut dyn FnMut(Submitted)) {
         for _ in 0..16 {
-            let stream = match self.listener.accept() {
+            let Some(listener) = self.listener.as_ref() else {
+                return;
+            };
+            let stream = match listener.accept() {
                 Ok((s, _)) => s,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) => {
@@ -361,24 +385,26 @@ impl ControlServer {
             }
             Route::Reload {
                 text,
-                dry_run: true,
+                dry_run,
+                timeout,
             } => {
-                audit(c, "reload --dry-run", &[]);
+                audit(c, if dry_run { "reload --dry-run" } else { verb }, &[]);
                 count(verb, "ok");
                 let id = self.next_id;
                 self.next_id += 1;
-                submit(Submitted::ReloadPlan { id });
+                submit(if dry_run {
+                    Submitted::ReloadPlan { id }
+                } else {
+                    Submitted::Reload { id, timeout }
+                });
                 c.stage = Stage::Waiting { id, text };
-                c.deadline = Some(crate::core::types::after(now, REPLY_MARGIN));
+                let wait = if dry_run {
+                    REPLY_MARGIN
+                } else {
+                    timeout + REPLY_MARGIN
+                };
+                c.deadline = Some(crate::core::types::after(now, wait));
                 None
-            }
-            Route::Reload { text, .. } => {
-                count(verb, "unsupported");
-                Some(proto::error(
-                    501,
-                    text,
-                    "applying a reload is not supported by this rinit yet; `rinit ctl reload --dry-run` shows what it would do",
-                ))
             }
             Route::Act {
                 verb: v,

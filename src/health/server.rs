@@ -161,6 +161,14 @@ impl Server {
         })
     }
 
+    /// Listens on `listener` from now on; the old listener closes, the
+    /// connections it accepted are still answered.
+    pub fn replace_listener(&mut self, listener: TcpListener) -> io::Result<()> {
+        listener.set_nonblocking(true)?;
+        self.listener = listener;
+        Ok(())
+    }
+
     /// Closes connections past their deadline, ends an accept pause.
     pub fn on_timers(&mut self, now: Instant) {
         self.conns.retain(|c| c.deadline > now);

@@ -64,6 +64,25 @@ pub enum Cmd {
         service: usize,
         fd: OwnedFd,
     },
+    /// A reload removed the service or its sd_notify: close its socket.
+    NotifyClose {
+        service: usize,
+    },
+    /// A reload moved `health.listen`.
+    Health(HealthSwap),
+    /// A reload moved `control.socket`: listen here (None: nowhere);
+    /// connections already open stay, the reload's own among them.
+    ControlListener(Option<std::os::unix::net::UnixListener>),
+}
+
+/// How a reload changes the health server: the new listener is already
+/// bound; the old one closes as this is applied.
+pub enum HealthSwap {
+    /// A new address for the server that runs.
+    Listener(std::net::TcpListener),
+    /// A server where there was none.
+    Server(Box<Server>),
+    Off,
 }
 
 /// What the io thread reports to the supervisor.
@@ -298,8 +317,29 @@ impl IoLoop {
                 }
                 Cmd::LogBuffer(cap) => self.relays.rings_mut().set_cap(cap),
                 Cmd::Notify { service, fd } => self.notify.add(service, fd),
+                Cmd::NotifyClose { service } => self.notify.remove(service),
+                Cmd::Health(swap) => self.swap_health(swap),
+                Cmd::ControlListener(listener) => {
+                    if let Some(c) = &mut self.control {
+                        c.replace_listener(listener);
+                    }
+                }
                 Cmd::ReadyFd { service, pid, fd } => self.notify.add_ready_pipe(service, pid, fd),
             }
+        }
+    }
+
+    fn swap_health(&mut self, swap: HealthSwap) {
+        match swap {
+            HealthSwap::Listener(listener) => {
+                if let Some(h) = &mut self.health {
+                    if let Err(e) = h.replace_listener(listener) {
+                        log::error!("health: cannot use the new listener: {e}");
+                    }
+                }
+            }
+            HealthSwap::Server(server) => self.health = Some(*server),
+            HealthSwap::Off => self.health = None,
         }
     }
 

@@ -35,6 +35,11 @@ impl NotifySockets {
         self.sockets.push((service, fd));
     }
 
+    /// Closes the service's socket; its readiness pipes stay.
+    pub fn remove(&mut self, service: usize) {
+        self.sockets.retain(|(s, _)| *s != service);
+    }
+
     pub fn add_ready_pipe(&mut self, service: usize, pid: i32, fd: OwnedFd) {
         if crate::os::sys::set_nonblocking(fd.as_raw_fd()) {
             self.pipes.push((service, pid, fd));

@@ -30,6 +30,8 @@ use crate::os::spawn::{self, Group, Launch, Outcome, Stdio};
 use crate::os::sys::SignalSet;
 use crate::os::{procs, signals, sys};
 
+mod reload;
+
 /// The default cap on a shutdown (SPEC: `--grace`, `shutdown.timeout`).
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(9);
 
@@ -56,6 +58,17 @@ pub struct RunSpec {
     pub signals: SignalSet,
     /// The bound control socket and its path (removed at exit).
     pub control: Option<(std::os::unix::net::UnixListener, PathBuf)>,
+    /// Where `health` listens.
+    pub health_addr: Option<std::net::SocketAddr>,
+    pub pinned: Pinned,
+}
+
+/// Sockets given on the command line (or by variable): a reload of the
+/// file does not move them.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Pinned {
+    pub health: bool,
+    pub control: bool,
 }
 
 enum Msg {
@@ -75,8 +88,17 @@ struct Shell {
     chdir_done: bool,
     /// Leaders rinit spawned and groups being drained: who may be signalled.
     groups: Groups,
-    /// Per service, the `NOTIFY_SOCKET` it gets (sd_notify services).
+    /// Per service slot, the `NOTIFY_SOCKET` it gets (sd_notify services).
     notify_sockets: Vec<Option<String>>,
+    /// Per service slot (the core's index), its config: a reload replaces
+    /// a kept one's, appends an added one and marks a removed one.
+    slots: Vec<reload::Slot>,
+    published: Option<Arc<Published>>,
+    /// The sockets as bound now (a reload may move them).
+    health_addr: Option<std::net::SocketAddr>,
+    control_path: Option<PathBuf>,
+    /// What the shell itself did in a reload (rebinds), for its reply.
+    reload_lines: Option<(crate::core::types::RequestId, Vec<String>)>,
 }
 
 /// Runs until the supervisor decides to exit; returns the exit status.
@@ -86,7 +108,9 @@ pub fn run(mut spec: RunSpec) -> i32 {
     let mut sup = Supervisor::new(policies(&spec), run_policy(&spec));
     let published = (spec.health.is_some() || spec.control.is_some())
         .then(|| Arc::new(Published::new(sup.snapshot())));
-    let socket_path = spec.control.as_ref().map(|(_, p)| p.clone());
+    let control_path = spec.control.as_ref().map(|(_, p)| p.clone());
+    let slots = reload::slots_of(spec.config.as_ref());
+    let health_addr = spec.health_addr;
     let io = match start_threads(&mut spec, &tx, &counter, published.clone()) {
         Ok(io) => io,
         Err(e) => {
@@ -113,8 +137,15 @@ pub fn run(mut spec: RunSpec) -> i32 {
         chdir_done: false,
         groups: Groups::default(),
         notify_sockets: Vec::new(),
+        slots,
+        published: published.clone(),
+        health_addr,
+        control_path,
+        reload_lines: None,
     };
-    shell.open_notify_sockets();
+    for slot in 0..shell.slots.len() {
+        shell.sync_notify_socket(slot);
+    }
     if shell.spec.command.is_empty() {
         // Only a main command inherits rinit's extra fds.
         shell.close_inherited();
@@ -128,8 +159,8 @@ pub fn run(mut spec: RunSpec) -> i32 {
     }
     // Every process is reaped: the pipes hold the services' last words.
     shell.io.drain(None, RELAY_DRAIN);
-    if let Some(path) = socket_path {
-        crate::control::socket::remove(&path);
+    if let Some(path) = &shell.control_path {
+        crate::control::socket::remove(path);
     }
     code
 }
@@ -276,7 +307,7 @@ fn event_loop(
                 p.publish(snap);
             }
         }
-        if let Some(event) = shell.wait(sup.next_deadline(), rx) {
+        if let Some(event) = shell.wait(sup, rx) {
             if let Event::Exited { pid, .. } = event {
                 if let Some(name) = sup.stopping_service(pid) {
                     // Its last lines go out before the next wave is
@@ -301,9 +332,10 @@ fn write_notes(sup: &mut Supervisor) {
 }
 
 impl Shell {
-    /// Blocks for the next message, or until `deadline` (then a Tick).
-    fn wait(&self, deadline: Option<Instant>, rx: &Receiver<Msg>) -> Option<Event> {
-        let msg = match deadline {
+    /// Blocks for the next message, or until the supervisor's next
+    /// deadline (then a Tick).
+    fn wait(&mut self, sup: &Supervisor, rx: &Receiver<Msg>) -> Option<Event> {
+        let msg = match sup.next_deadline() {
             None => rx.recv().ok(),
             Some(d) => match rx.recv_timeout(d.saturating_duration_since(Instant::now())) {
                 Ok(m) => Some(m),
@@ -329,6 +361,7 @@ impl Shell {
                 self.reply(self.reload_plan(id));
                 None
             }
+            Msg::Control(Submitted::Reload { id, timeout }) => self.reload(sup, id, timeout),
             Msg::Notify(n) => Some(Event::Notify {
                 service: n.service,
                 session: n.session,
@@ -395,7 +428,10 @@ impl Shell {
                 );
             }
             Action::Exit(code) => return Some(code),
-            Action::Reply(reply) => self.reply(reply),
+            Action::Reply(reply) => {
+                let reply = self.with_reload_lines(reply);
+                self.reply(reply);
+            }
         }
         None
     }
@@ -455,11 +491,9 @@ impl Shell {
 
     fn name_of(&self, who: Who) -> String {
         let svc = |i: usize| {
-            self.spec
-                .config
-                .as_ref()
-                .and_then(|c| c.services.get(i))
-                .map_or_else(|| format!("service {i}"), |s| s.name.clone())
+            self.slots
+                .get(i)
+                .map_or_else(|| format!("service {i}"), |s| s.svc.name.clone())
         };
         match who {
             Who::Main => "main command".into(),
@@ -488,9 +522,7 @@ impl Shell {
                 });
                 return (outcome, None);
             }
-            Who::Service(i) | Who::Probe(i) | Who::Liveness(i) => {
-                self.spec.config.as_ref().and_then(|c| c.services.get(i))
-            }
+            Who::Service(i) | Who::Probe(i) | Who::Liveness(i) => self.slots.get(i).map(|s| &s.svc),
         };
         let Some(svc) = service else {
             let error = "no such service".into();
@@ -582,98 +614,8 @@ impl Shell {
         }
     }
 
-    /// `rinit ctl reload --dry-run` (SPEC section 11): the file rinit was
-    /// started with, validated as `rinit check` does, and what a reload
-    /// would do to each service. Nothing changes. Only a regular file is
-    /// read: a FIFO put in its place must not block PID 1.
-    fn reload_plan(&self, id: crate::core::types::RequestId) -> crate::core::types::Reply {
-        let mut reply = crate::core::types::Reply {
-            id,
-            ok: false,
-            refused: None,
-            services: Vec::new(),
-            lines: Vec::new(),
-        };
-        let Some(old) = self.spec.config.as_ref() else {
-            reply.refused = Some("rinit runs without a config file: nothing to reload".into());
-            return reply;
-        };
-        if !std::fs::metadata(&old.path).is_ok_and(|m| m.is_file()) {
-            reply.lines.push(format!(
-                "{}: not a readable regular file",
-                old.path.display()
-            ));
-            return reply;
-        }
-        match crate::config::load(&old.path) {
-            Err(errors) => {
-                reply
-                    .lines
-                    .extend(errors.to_string().lines().map(String::from));
-                let n = errors.errors.len();
-                reply.lines.push(format!(
-                    "{n} error{} in {}; a reload would change nothing",
-                    if n == 1 { "" } else { "s" },
-                    old.path.display()
-                ));
-            }
-            Ok(new) => {
-                let plan = crate::config::diff::plan(old, &new);
-                reply.lines.extend(plan.iter().map(ToString::to_string));
-                reply.lines.push("dry run: nothing was changed".into());
-                reply.ok = true;
-            }
-        }
-        log::info!("control: reload --dry-run: {}", reply.lines.join("; "));
-        reply
-    }
-
-    /// One datagram socket per sd_notify service, made before anything
-    /// starts (SPEC section 12), under `<runtime_dir>/notify/`, owned by the
-    /// service's user when rinit switches to it.
-    fn open_notify_sockets(&mut self) {
-        let Some(cfg) = self.spec.config.as_ref() else {
-            return;
-        };
-        let env_dir = crate::control::socket::env_runtime_dir();
-        let dir = cfg.runtime.runtime_dir(env_dir.as_deref()).join("notify");
-        let root = sys::euid() == 0;
-        let mut sockets = Vec::with_capacity(cfg.services.len());
-        for (i, svc) in cfg.services.iter().enumerate() {
-            // `policy.notify` also covers `ready: {fd: N}`, which has its
-            // pipe and no socket.
-            if svc.ready != Some(ReadyCheck::Notify) {
-                sockets.push(None);
-                continue;
-            }
-            let owner = svc.user.as_ref().filter(|_| root).map(|u| (u.uid, u.gid));
-            match crate::os::notify::bind(&dir, &svc.name, owner) {
-                Ok(bound) => {
-                    self.io.send(Cmd::Notify {
-                        service: i,
-                        fd: bound.fd,
-                    });
-                    sockets.push(Some(bound.address));
-                }
-                Err(e) => {
-                    log::error!(
-                        "{}: no notify socket ({e}): it cannot say READY=1",
-                        svc.name
-                    );
-                    sockets.push(None);
-                }
-            }
-        }
-        self.notify_sockets = sockets;
-    }
-
     fn start_probe(&self, key: ProbeKey, liveness: bool) {
-        let Some(svc) = self
-            .spec
-            .config
-            .as_ref()
-            .and_then(|c| c.services.get(key.service))
-        else {
+        let Some(svc) = self.slots.get(key.service).map(|s| &s.svc) else {
             return;
         };
         let (check, policy) = if liveness {
