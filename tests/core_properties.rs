@@ -25,6 +25,8 @@
 //!   processes rinit did not spawn (not failed execs, not killed probes);
 //! - `Exit` only once no child is left, and as the last action;
 //! - no livelock: a deadline that a `Tick` does not move on is a busy loop;
+//! - reloads (valid ones, as the shell makes them) keep all of the above,
+//!   and each is answered exactly once, at the latest by the shutdown;
 //! - after SIGTERM, with stubborn processes dying only on SIGKILL and the
 //!   rest on their stop signal, ticking from deadline to deadline always
 //!   ends in `Exit`.
@@ -40,8 +42,8 @@ use proptest::prelude::*;
 use rinit_pid1::core::signal::{SIGINT, SIGKILL, SIGQUIT, SIGTERM};
 use rinit_pid1::core::snapshot::Phase;
 use rinit_pid1::core::types::{
-    Action, Event, ExitStatus, LivenessPolicy, ProbeKind, ProbePolicy, RestartPolicy, RunPolicy,
-    ServicePolicy, Who,
+    Action, ChangeKind, Event, ExitStatus, LivenessPolicy, ProbeKind, ProbePolicy, Reload,
+    RestartPolicy, RunPolicy, ServicePolicy, SlotChange, Who,
 };
 use rinit_pid1::core::Supervisor;
 
@@ -192,6 +194,9 @@ enum Op {
     },
     /// A result for a service that does not exist.
     BogusProbe,
+    /// A reload: per live service, from the seed, unchanged, a policy
+    /// change, a restart or a removal; sometimes one service added.
+    Reload(u64),
     /// Time passes; every deadline on the way gets its Tick.
     Advance(u64),
 }
@@ -213,6 +218,7 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (any::<usize>(), any::<bool>(), prop::bool::weighted(0.1))
             .prop_map(|(pick, ok, stale)| Op::Probe { pick, ok, stale }),
         1 => Just(Op::BogusProbe),
+        2 => any::<u64>().prop_map(Op::Reload),
         6 => prop_oneof![0u64..50, 0u64..3000, 0u64..20_000].prop_map(Op::Advance),
     ]
 }
@@ -269,6 +275,11 @@ struct Shell {
     exits_reported: u64,
     orphans_reported: u64,
     ticks_here: (Instant, u32),
+    /// Per core slot, its policy as last given (a reload's model).
+    policies: Vec<ServicePolicy>,
+    reloads: u64,
+    /// Replies seen, by request id: each reload is answered exactly once.
+    replies: HashMap<u64, u32>,
     /// `RINIT_PROPTEST_LOG` is set: keep `log` for a failing case.
     logging: bool,
     log: Vec<String>,
@@ -282,6 +293,9 @@ impl Shell {
     ) -> Self {
         let now = Instant::now();
         Shell {
+            policies: services.clone(),
+            reloads: 0,
+            replies: HashMap::new(),
             sup: Supervisor::new(services, run),
             t0: now,
             now,
@@ -375,6 +389,7 @@ impl Shell {
                 }
             }
             Action::LogLeftovers => self.gave_up = true,
+            Action::Reply(r) => *self.replies.entry(r.id).or_default() += 1,
             Action::Exit(code) => {
                 // The one documented exception: processes that survived
                 // SIGKILL for KILL_WAIT (uninterruptible sleep) are logged
@@ -481,7 +496,8 @@ impl Shell {
 
     fn check_snapshot(&self) {
         let snap = self.sup.snapshot();
-        for (i, s) in snap.services.iter().enumerate() {
+        for s in &snap.services {
+            let i = s.id;
             if let Some(pid) = s.pid {
                 assert!(
                     self.live.contains(&pid),
@@ -508,11 +524,12 @@ impl Shell {
         }
         for pid in self.live.iter().filter(|p| self.announced.contains(p)) {
             if let Some(&Who::Service(i)) = self.who.get(pid) {
+                let view = snap.services.iter().find(|s| s.id == i);
                 assert_eq!(
-                    snap.services[i].pid,
+                    view.and_then(|v| v.pid),
                     Some(*pid),
                     "service {i}'s live process {pid} is forgotten ({:?})",
-                    snap.services[i].phase
+                    view.map(|v| v.phase)
                 );
             }
         }
@@ -630,7 +647,97 @@ impl Shell {
                 ok: true,
             }),
             Op::Advance(n) => self.advance(ms(n)),
+            Op::Reload(seed) => {
+                let event = self.reload(seed);
+                self.feed(event);
+            }
         }
+    }
+
+    /// A valid reload, as the shell would make it from an edited file: a
+    /// removed service's dependents drop it from `depends_on`, an added one
+    /// depends only on services that stay.
+    fn reload(&mut self, mut seed: u64) -> Event {
+        let mut take = |n: u64| {
+            let v = seed % n;
+            seed /= n;
+            v
+        };
+        let snap = self.sup.snapshot();
+        let live: Vec<usize> = snap
+            .services
+            .iter()
+            .filter(|s| !s.removed)
+            .map(|s| s.id)
+            .collect();
+        let kinds: Vec<u64> = live.iter().map(|_| take(5)).collect();
+        let removed: HashSet<usize> = live
+            .iter()
+            .zip(&kinds)
+            .filter(|(_, k)| **k == 4)
+            .map(|(i, _)| *i)
+            .collect();
+        let mut changes = Vec::new();
+        for (&slot, &k) in live.iter().zip(&kinds) {
+            if removed.contains(&slot) {
+                changes.push(SlotChange {
+                    slot,
+                    kind: ChangeKind::Stop,
+                    why: "removed".into(),
+                    policy: None,
+                });
+                continue;
+            }
+            let mut p = self.policies[slot].clone();
+            let before = p.depends_on.len();
+            p.depends_on.retain(|d| !removed.contains(d));
+            let kind = match k {
+                2 => {
+                    p.backoff_initial = ms(take(500));
+                    p.stop_timeout = ms(take(3000));
+                    ChangeKind::InPlace
+                }
+                3 => ChangeKind::Restart,
+                _ if p.depends_on.len() != before => ChangeKind::InPlace,
+                _ => ChangeKind::Unchanged,
+            };
+            self.policies[slot] = p.clone();
+            changes.push(SlotChange {
+                slot,
+                kind,
+                why: String::new(),
+                policy: Some(p),
+            });
+        }
+        if take(2) == 0 {
+            let slot = self.policies.len();
+            let mut p = ServicePolicy::new(&format!("added{slot}"));
+            let keep: Vec<usize> = live
+                .iter()
+                .copied()
+                .filter(|i| !removed.contains(i))
+                .collect();
+            if !keep.is_empty() && take(2) == 0 {
+                p.depends_on = vec![keep[take(keep.len() as u64) as usize]];
+            }
+            p.oneshot = take(4) == 0;
+            p.critical = take(2) == 0;
+            self.policies.push(p.clone());
+            changes.push(SlotChange {
+                slot,
+                kind: ChangeKind::Start,
+                why: "added".into(),
+                policy: Some(p),
+            });
+        }
+        self.reloads += 1;
+        Event::Reload(Box::new(Reload {
+            id: 1_000 + self.reloads,
+            changes,
+            drain: Duration::ZERO,
+            shutdown_timeout: Duration::from_secs(9),
+            timeout: ms(take(20_000)),
+        }))
     }
 
     fn stubborn(&self, pid: i32) -> bool {
@@ -745,5 +852,8 @@ proptest! {
         }
         shell.shut_down();
         prop_assert!(shell.exited.is_some());
+        for id in 1_001..=1_000 + shell.reloads {
+            prop_assert_eq!(shell.replies.get(&id).copied(), Some(1), "reload {} answered once", id);
+        }
     }
 }
