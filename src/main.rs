@@ -261,7 +261,7 @@ fn run(args: cli::RunArgs, inherited_fds: Vec<i32>, signals: os::sys::SignalSet)
         return 2;
     }
     if let Some(c) = &cfg {
-        if let Err(e) = check_identities(c).and_then(|()| check_shell(c)) {
+        if let Err(e) = runtime::preflight::check(c) {
             write_err(&format!("rinit: {e}\n"));
             return 2;
         }
@@ -351,62 +351,6 @@ fn control_socket(
             None
         }
     }
-}
-
-/// A string command runs under /bin/sh: refuse to start when the image
-/// has none, rather than crash-looping every such service.
-fn check_shell(cfg: &config::Config) -> Result<(), String> {
-    let shell_users: Vec<&str> = cfg
-        .services
-        .iter()
-        .filter(|s| matches!(s.command, config::CommandLine::Shell(_)))
-        .map(|s| s.name.as_str())
-        .collect();
-    if shell_users.is_empty() || Path::new("/bin/sh").exists() {
-        return Ok(());
-    }
-    Err(format!(
-        "{}: service(s) {} use a string command, which runs under /bin/sh, and this image has no /bin/sh; write the command as a list, e.g. [\"/app/server\", \"--port\", \"8080\"]",
-        cfg.path.display(),
-        shell_users.join(", ")
-    ))
-}
-
-/// SPEC section 8: `user:` needs the right to switch identities. A
-/// non-root rinit accepts only its own uid and gid there (and then starts
-/// the service without switching: see `runtime`), unless the config says
-/// `user_when_not_root: rinit`, for images that must also run under
-/// `docker run --user` or OpenShift's arbitrary uids.
-fn check_identities(cfg: &config::Config) -> Result<(), String> {
-    let (euid, egid) = (os::sys::euid(), os::sys::egid());
-    if euid == 0 {
-        return Ok(());
-    }
-    let others: Vec<_> = cfg
-        .services
-        .iter()
-        .filter_map(|s| {
-            let id = s.user.as_ref()?;
-            ((id.uid, id.gid) != (euid, egid)).then_some((s.name.as_str(), id))
-        })
-        .collect();
-    let Some(&(first, id)) = others.first() else {
-        return Ok(());
-    };
-    if cfg.runtime.user_fallback {
-        let names: Vec<&str> = others.iter().map(|(name, _)| *name).collect();
-        log::warn!(
-            "not root: running {} as {euid}:{egid} (rinit's own uid:gid) instead of their `user` (user_when_not_root: rinit)",
-            names.join(", ")
-        );
-        return Ok(());
-    }
-    Err(format!(
-        "{}: service '{first}' has user {}:{} but rinit runs as {euid}:{egid} and cannot switch users; run rinit as root, drop `user:`, or set `user_when_not_root: rinit` to run such services as rinit's own user",
-        cfg.path.display(),
-        id.uid,
-        id.gid
-    ))
 }
 
 /// Binds the HTTP server's socket before anything starts: a bad or busy

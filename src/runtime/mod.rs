@@ -30,6 +30,7 @@ use crate::os::spawn::{self, Group, Launch, Outcome, Stdio};
 use crate::os::sys::SignalSet;
 use crate::os::{procs, signals, sys};
 
+pub mod preflight;
 mod reload;
 
 /// The default cap on a shutdown (SPEC: `--grace`, `shutdown.timeout`).

@@ -76,7 +76,7 @@ impl Shell {
                 old.path.display()
             )]);
         }
-        config::load(&old.path).map_err(|errors| {
+        let new = config::load(&old.path).map_err(|errors| {
             let mut lines: Vec<String> = errors.to_string().lines().map(String::from).collect();
             let n = errors.errors.len();
             lines.push(format!(
@@ -85,7 +85,9 @@ impl Shell {
                 old.path.display()
             ));
             lines
-        })
+        })?;
+        super::preflight::check(&new).map_err(|e| vec![e, "nothing was changed".into()])?;
+        Ok(new)
     }
 
     /// `rinit ctl reload --dry-run`: what a reload would do, per service
@@ -144,8 +146,13 @@ impl Shell {
         };
         let old = self.spec.config.as_ref()?;
         let plan = diff::plan(old, &new);
+        let buffer_changed = new.runtime.log_buffer != old.runtime.log_buffer;
         let changes = self.assign_slots(&plan, &new);
-        let lines = self.commit_rebind(rebind);
+        let mut lines = self.commit_rebind(rebind);
+        if buffer_changed {
+            self.io.send(Cmd::LogBuffer(new.runtime.log_buffer));
+            lines.push(format!("logs.buffer: {} bytes", new.runtime.log_buffer));
+        }
         for slot in 0..self.slots.len() {
             self.sync_notify_socket(slot);
         }
