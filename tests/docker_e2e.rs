@@ -716,3 +716,79 @@ fn service_output_follows_the_stop_order_under_cpu_contention() {
         assert_in_order(&stdout, &expected, &all);
     }
 }
+
+/// The config as a Kubernetes ConfigMap or a dev container's bind mount
+/// gives it: a mounted directory whose file is edited in place.
+const RELOAD_BEFORE: &str = r#"
+health:
+  listen: "127.0.0.1:9090"
+services:
+  db:
+    command: "echo db up; exec sleep 100000"
+  web:
+    command: "echo web up; exec sleep 100001"
+    depends_on: [db]
+"#;
+
+#[test]
+fn docker_exec_rinit_ctl_reload_applies_an_edited_mounted_config() {
+    if !have_docker("docker_exec_rinit_ctl_reload_applies_an_edited_mounted_config") {
+        return;
+    }
+    // No config in the image: it comes from the mount.
+    let image = Image::build("reload", "single.Dockerfile", None);
+    let dir = std::env::temp_dir().join(unique("reload-conf"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let _cleanup = harness::TempDir(dir.clone());
+    let file = dir.join("rinit.yaml");
+    std::fs::write(&file, RELOAD_BEFORE).unwrap();
+    let mount = format!("{}:/etc/rinit", dir.display());
+    let c = Container::start(
+        "reload",
+        // The variable is also what `rinit probe` in `wait_ready` reads.
+        &[
+            "-v",
+            &mount,
+            "-e",
+            "RINIT_HEALTH_ADDR=127.0.0.1:9090",
+            &image.tag,
+            "-c",
+            "/etc/rinit/rinit.yaml",
+        ],
+    );
+    c.wait_ready();
+    let pids = |c: &Container| {
+        let json = c.exec(&["/sbin/rinit", "ctl", "status", "--json"]).stdout;
+        ["db", "web"].map(|n| {
+            let at = json.find(&format!("\"name\":\"{n}\"")).unwrap_or(0);
+            let rest = &json[at..];
+            let pid = rest.find("\"pid\":").map_or("", |p| &rest[p + 6..]);
+            pid[..pid.find(',').unwrap_or(0)].to_string()
+        })
+    };
+    let before = pids(&c);
+    // Edit the mounted file in place (the inode the container sees).
+    let next = format!(
+        "{RELOAD_BEFORE}  cache:\n    command: \"echo cache up on reload; exec sleep 100002\"\n    depends_on: [db]\n"
+    );
+    std::fs::write(&file, next).unwrap();
+    let plan = c.exec(&["/sbin/rinit", "ctl", "reload", "--dry-run"]);
+    assert!(
+        plan.ok() && plan.stdout.contains("cache: start (added)"),
+        "{plan}"
+    );
+    let out = c.exec(&["/sbin/rinit", "ctl", "reload"]);
+    assert!(out.ok(), "{out}");
+    assert!(
+        out.stdout.contains("cache: started (added): ready"),
+        "{out}"
+    );
+    assert!(out.stdout.contains("db: unchanged"), "{out}");
+    c.wait_log("cache | cache up on reload");
+    assert_eq!(before, pids(&c), "db and web were not restarted");
+    let (stdout, stderr) = c.logs();
+    assert_eq!(stdout.matches("db | db up").count(), 1, "{stdout}");
+    assert!(stderr.contains("control: reload by uid 0"), "{stderr}");
+    c.stop();
+    assert_eq!(c.exit_code(), 0, "{}", c.logs().1);
+}
