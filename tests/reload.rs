@@ -395,3 +395,35 @@ services:
     );
     assert!(c.inst.wait_exit(secs(15)).is_some());
 }
+
+#[test]
+fn a_restarted_service_that_does_not_come_up_fails_the_reload_by_name() {
+    let dir = TestDir::new("reload-fails");
+    let Some(c) = start(&dir, STACK) else { return };
+    up(&c, &["db", "web", "worker", "batch"]);
+    let db = c.pid("db");
+    // batch's new command exits before its readiness check passes, and
+    // with `restart: never` that is its end: the reload says so, exit 1.
+    rewrite(
+        &dir,
+        &STACK.replace(
+            "exec sleep 1004\"]\n",
+            "sleep 0.2; exit 7\"]\n    ready: { exec: [\"false\"], interval: 50ms }\n    restart: never\n    critical: false\n",
+        ),
+    );
+    let (code, out, err) = c.run(&["reload"]);
+    assert_eq!(code, 1, "{out}{err}");
+    let all = format!("{out}{err}");
+    assert!(
+        all.contains("batch: restarted (command, ready changed): failed (exit code 7)"),
+        "{all}"
+    );
+    assert!(
+        all.contains("not everything it started became ready"),
+        "{all}"
+    );
+    assert_eq!(c.pid("db"), db);
+    // The next reload is not blocked by the failed one.
+    let out = c.ok(&["reload"]);
+    assert!(out.contains("batch: unchanged"), "{out}");
+}

@@ -256,6 +256,8 @@ fn removed_services_stop_dependents_first_and_are_forgotten() {
     // Still shown, as stopping, and no longer resolvable by name.
     let view = by_name(&r, "web").expect("still shown");
     assert!(view.removed && view.phase == Phase::Stopping);
+    let snap = r.sup.snapshot();
+    assert!(snap.ready() && snap.healthy(), "a removal is not an outage");
     let acts = r.exit(20, web, ExitStatus::Signal(SIGTERM));
     assert_eq!(signals(&acts), vec![(db, SIGTERM)]);
     let acts = r.exit(30, db, ExitStatus::Signal(SIGTERM));

@@ -157,12 +157,13 @@ impl Snapshot {
     }
 
     /// Ready when every service is running or done, and no shutdown. A
-    /// `down` service is not wanted up, so it is not waited for (SPEC 7).
+    /// `down` service is not wanted up, so it is not waited for (SPEC 7),
+    /// nor is one a reload removed and is still stopping.
     pub fn ready(&self) -> bool {
         !self.shutting_down
             && self
                 .services
                 .iter()
-                .all(|s| s.ready || s.phase == Phase::Down)
+                .all(|s| s.ready || s.phase == Phase::Down || s.removed)
     }
 }
