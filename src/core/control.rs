@@ -103,13 +103,7 @@ pub(super) fn outcome(service: usize, ok: bool, detail: impl Into<String>) -> Se
 impl Supervisor {
     pub(super) fn on_control(&mut self, req: Request, now: Instant, acts: &mut Vec<Action>) {
         if self.shutdown.is_some() {
-            return acts.push(Action::Reply(Reply {
-                id: req.id,
-                ok: false,
-                refused: Some(SHUTTING_DOWN.into()),
-                services: Vec::new(),
-                lines: Vec::new(),
-            }));
+            return acts.push(refusal(req.id, SHUTTING_DOWN));
         }
         let order = self.request_order(&req.services, req.verb);
         let awaits = match req.verb {
@@ -519,6 +513,17 @@ fn accepted(items: &[Item]) -> Vec<ServiceOutcome> {
             _ => outcome(it.service, true, "accepted"),
         })
         .collect()
+}
+
+/// The answer to a request that changed nothing, and why.
+pub(super) fn refusal(id: RequestId, why: &str) -> Action {
+    Action::Reply(Reply {
+        id,
+        ok: false,
+        refused: Some(why.into()),
+        services: Vec::new(),
+        lines: Vec::new(),
+    })
 }
 
 /// `ok` only when every outcome is.

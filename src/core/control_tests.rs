@@ -9,7 +9,7 @@ use super::types::*;
 
 const HUP: i32 = 1;
 
-fn request(id: u64, verb: Verb, services: &[usize]) -> Event {
+pub(super) fn request(id: u64, verb: Verb, services: &[usize]) -> Event {
     Event::Control(Request {
         id,
         verb,

@@ -20,7 +20,7 @@ use std::time::Instant;
 use super::control::{outcome, Awaits, Item, Pending};
 use super::service::State;
 use super::supervisor::{Level, Supervisor};
-use super::types::{after, Action, ChangeKind, Reload, Reply, ServicePolicy, SlotChange};
+use super::types::{after, Action, ChangeKind, Reload, ServicePolicy, SlotChange};
 
 pub(super) const RELOAD_UNDER_WAY: &str =
     "a reload is being applied; run it again once it has answered";
@@ -45,13 +45,7 @@ impl Supervisor {
             None
         };
         if let Some(why) = refused {
-            return acts.push(Action::Reply(Reply {
-                id: reload.id,
-                ok: false,
-                refused: Some(why.into()),
-                services: Vec::new(),
-                lines: Vec::new(),
-            }));
+            return acts.push(super::control::refusal(reload.id, why));
         }
         self.note(
             Level::Info,

@@ -56,6 +56,15 @@ fn refusal(acts: &[Action]) -> Option<String> {
     })
 }
 
+/// The three of `three()` as they are.
+fn keep_all() -> Vec<SlotChange> {
+    vec![
+        keep(0, svc("db", &[])),
+        keep(1, svc("web", &[0])),
+        keep(2, svc("worker", &[])),
+    ]
+}
+
 /// db, web (depends on db), worker: all running.
 fn three() -> Run {
     let mut r = Run::new(
@@ -157,17 +166,7 @@ fn a_no_op_reload_restarts_nothing_and_answers_at_once() {
     let mut r = three();
     let pids = (r.pid(0), r.pid(1), r.pid(2));
     for id in 1..=100 {
-        let acts = r.step(
-            id * 10,
-            reload(
-                id,
-                vec![
-                    keep(0, svc("db", &[])),
-                    keep(1, svc("web", &[0])),
-                    keep(2, svc("worker", &[])),
-                ],
-            ),
-        );
+        let acts = r.step(id * 10, reload(id, keep_all()));
         assert!(signals(&acts).is_empty() && spawns(&acts).is_empty());
         assert_eq!(reply_lines(&acts).map(|(ok, _)| ok), Some(true));
     }
@@ -272,16 +271,7 @@ fn removed_services_stop_dependents_first_and_are_forgotten() {
         .collect();
     assert_eq!(names, vec!["worker"]);
     // A request for a forgotten slot is answered, never applied.
-    let acts = r.step(
-        40,
-        Event::Control(Request {
-            id: 2,
-            verb: Verb::Start,
-            services: vec![0],
-            wait: true,
-            timeout: ms(1000),
-        }),
-    );
+    let acts = r.step(40, super::control_tests::request(2, Verb::Start, &[0]));
     assert!(spawns(&acts).is_empty());
     // A shutdown stops only what is left.
     let worker = r.pid(0);
@@ -324,27 +314,9 @@ fn a_down_service_stays_down_and_starts_later_with_its_new_policy() {
         lines[2],
         "worker: not restarted (command changed): down; the new config applies at its next start"
     );
-    let acts = r.step(
-        20,
-        Event::Control(Request {
-            id: 3,
-            verb: Verb::Start,
-            services: vec![2],
-            wait: true,
-            timeout: ms(1000),
-        }),
-    );
+    let acts = r.step(20, super::control_tests::request(3, Verb::Start, &[2]));
     assert_eq!(spawns(&acts), vec![Who::Service(2)]);
-    let acts = r.step(
-        30,
-        Event::Control(Request {
-            id: 4,
-            verb: Verb::Stop,
-            services: vec![2],
-            wait: true,
-            timeout: ms(1000),
-        }),
-    );
+    let acts = r.step(30, super::control_tests::request(4, Verb::Stop, &[2]));
     let new = r.pid(2);
     assert_eq!(signals(&acts), vec![(new, 3)], "its new stop_signal");
 }
