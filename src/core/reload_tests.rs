@@ -56,6 +56,16 @@ fn refusal(acts: &[Action]) -> Option<String> {
     })
 }
 
+/// db of `three()` with a new command.
+fn restart_db() -> SlotChange {
+    change(
+        0,
+        ChangeKind::Restart,
+        "command changed",
+        Some(svc("db", &[])),
+    )
+}
+
 /// The three of `three()` as they are.
 fn keep_all() -> Vec<SlotChange> {
     vec![
@@ -90,12 +100,7 @@ fn a_mixed_reload_touches_only_what_changed() {
         reload(
             1,
             vec![
-                change(
-                    0,
-                    ChangeKind::Restart,
-                    "command changed",
-                    Some(svc("db", &[])),
-                ),
+                restart_db(),
                 change(1, ChangeKind::InPlace, "backoff changed", Some(web_p)),
                 change(2, ChangeKind::Stop, "removed", None),
                 change(3, ChangeKind::Start, "added", Some(jobs)),
@@ -354,12 +359,7 @@ fn reloads_are_refused_during_a_shutdown_and_while_one_is_applied() {
         reload(
             1,
             vec![
-                change(
-                    0,
-                    ChangeKind::Restart,
-                    "command changed",
-                    Some(svc("db", &[])),
-                ),
+                restart_db(),
                 keep(1, svc("web", &[0])),
                 keep(2, svc("worker", &[])),
             ],
