@@ -150,6 +150,9 @@ fn control_route(method: &str, target: &str, snap: &Snapshot, now: Instant) {
             }
         }
         Ok(route) => {
+            if let Route::Reload { timeout, .. } = &route {
+                assert!(*timeout <= std::time::Duration::from_secs(24 * 3600));
+            }
             let _ = route.allowed(1234, 0);
             let _ = route.verb_name();
         }
