@@ -345,3 +345,59 @@ fn runs_as_a_non_root_user_with_user_when_not_root() {
     assert_eq!(status(&c)["postgres"].state, "running");
     assert_clean_stop(&c);
 }
+
+#[test]
+fn a_reload_restarts_only_the_changed_app_and_adds_a_worker() {
+    let Some(image) = stack_image("reload") else {
+        return;
+    };
+    let (c, _) = start_stack("stack-reload", &image, &[]);
+    assert_eq!(get_through_nginx(&c), "hits=1 visits=1\n");
+    let before = status(&c);
+    // The operator's edit: the app gets a variable (a restart), postgres a
+    // shorter stop_timeout (in place), and a worker is added after redis.
+    let edit = r#"
+import re
+p = "/etc/rinit.yaml"
+s = open(p).read()
+s = s.replace("    command: [python3, /app/app.py]\n",
+              "    command: [python3, /app/app.py]\n    env: { APP_MODE: reloaded }\n")
+s = s.replace("    stop_timeout: 8s\n    forward: [SIGHUP]         # HUP = reload postgresql.conf",
+              "    stop_timeout: 7s\n    forward: [SIGHUP]         # HUP = reload postgresql.conf")
+s += """
+  worker:
+    depends_on: [redis]
+    user: www-data
+    command: [python3, -c, "import time; print('worker up', flush=True); time.sleep(100000)"]
+    forward: none
+"""
+open(p, "w").write(s)
+"#;
+    let out = c.exec(&["python3", "-c", edit]);
+    assert!(out.ok(), "{out}");
+    let out = c.exec(&["/sbin/rinit", "ctl", "reload"]);
+    assert!(out.ok(), "{out}\n{}", c.describe());
+    for line in [
+        "app: restarted (env changed): ready",
+        "postgres: updated in place (stop_timeout changed): kept running",
+        "worker: started (added): ready",
+        "redis: unchanged",
+        "nginx: unchanged",
+    ] {
+        assert!(out.stdout.contains(line), "{line:?} missing\n{out}");
+    }
+    c.wait_log("worker | worker up");
+    c.wait_ready();
+    let after = status(&c);
+    for name in ["postgres", "redis", "nginx", "pg-init"] {
+        assert_eq!(before[name], after[name], "{name} was touched");
+    }
+    assert_ne!(
+        before["app"].pid, after["app"].pid,
+        "app runs its new config"
+    );
+    assert_eq!(after["app"].restarts, "0", "a reload is not a crash");
+    // The data lived through the app's restart, in Redis and PostgreSQL.
+    assert_eq!(get_through_nginx(&c), "hits=2 visits=2\n");
+    assert_clean_stop(&c);
+}
