@@ -118,7 +118,8 @@ fn kubernetes_pod_matches_its_rinit_config() {
         "terminationGracePeriodSeconds {grace} far beyond shutdown.timeout {timeout:?}"
     );
 
-    // rinit is the entrypoint, reading the ConfigMap at /etc/rinit.yaml.
+    // rinit is the entrypoint, reading the ConfigMap mounted as a directory
+    // (a subPath mount never sees the ConfigMap's updates: no reload).
     let containers = get(pod, &["spec", "containers"])
         .and_then(Value::as_sequence)
         .expect("containers");
@@ -131,11 +132,14 @@ fn kubernetes_pod_matches_its_rinit_config() {
         .expect("volumeMounts");
     let config_mount = mounts
         .iter()
-        .find(|m| m.get("mountPath").and_then(Value::as_str) == Some("/etc/rinit.yaml"))
-        .expect("a mount at /etc/rinit.yaml");
+        .find(|m| m.get("mountPath").and_then(Value::as_str) == Some("/etc/rinit"))
+        .expect("a mount at /etc/rinit");
+    assert!(config_mount.get("subPath").is_none(), "a subPath is never updated");
+    let args = get(c, &["args"]).and_then(Value::as_sequence).expect("args");
     assert_eq!(
-        config_mount.get("subPath").and_then(Value::as_str),
-        Some("rinit.yaml")
+        args.get(1).and_then(Value::as_str),
+        Some("/etc/rinit/rinit.yaml"),
+        "--config names the file in the mounted directory"
     );
     let volume_name = str_at(config_mount, &["name"]);
     let volumes = get(pod, &["spec", "volumes"])
