@@ -134,8 +134,13 @@ fn kubernetes_pod_matches_its_rinit_config() {
         .iter()
         .find(|m| m.get("mountPath").and_then(Value::as_str) == Some("/etc/rinit"))
         .expect("a mount at /etc/rinit");
-    assert!(config_mount.get("subPath").is_none(), "a subPath is never updated");
-    let args = get(c, &["args"]).and_then(Value::as_sequence).expect("args");
+    assert!(
+        config_mount.get("subPath").is_none(),
+        "a subPath is never updated"
+    );
+    let args = get(c, &["args"])
+        .and_then(Value::as_sequence)
+        .expect("args");
     assert_eq!(
         args.get(1).and_then(Value::as_str),
         Some("/etc/rinit/rinit.yaml"),

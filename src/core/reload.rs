@@ -12,8 +12,12 @@
 //!   (`waiting`, `backoff`, `failed`, `stopped`, `done`) starts afresh with
 //!   a new crash-loop window, since its new command is a new attempt;
 //! - a `down` service stays down whatever changed; its new policy is kept;
-//! - the stop order is recomputed from the new graph, with the services
-//!   still being removed placed by their old dependencies.
+//! - a restarted service's running process is stopped by its old policy
+//!   (its own `stop_signal`, `stop_timeout`, dependents); the new one
+//!   applies from its next start;
+//! - the stop order is recomputed from the graph as it is (at a reload and
+//!   when a shutdown begins), with the services still being removed placed
+//!   by their old dependencies.
 
 use std::time::Instant;
 
@@ -117,8 +121,7 @@ impl Supervisor {
                 (label, Awaits::Ready, Some((true, what)))
             }
             ChangeKind::Restart => {
-                self.set_policy(i, change.policy, now, acts);
-                self.reload_restart(i);
+                self.reload_restart(i, change.policy, now, acts);
                 let label = format!("{name}: restarted ({})", change.why);
                 (label, Awaits::Ready, None)
             }
@@ -164,19 +167,33 @@ impl Supervisor {
         }
     }
 
-    /// A new process with the new config: what runs is stopped first (by
-    /// `begin_requested_stops`, dependents first), what does not starts
-    /// afresh; either way it is gated on its dependencies again.
-    fn reload_restart(&mut self, i: usize) {
+    /// A new process with the new config: what runs is stopped first, by
+    /// its old rules (`begin_requested_stops`, dependents first), and the
+    /// new policy is taken when it starts again; what does not run starts
+    /// afresh at once. Either way it is gated on its dependencies again.
+    fn reload_restart(
+        &mut self,
+        i: usize,
+        policy: Option<ServicePolicy>,
+        now: Instant,
+        acts: &mut Vec<Action>,
+    ) {
+        let running = self.services.get(i).is_some_and(|s| s.has_process());
+        if !running {
+            self.set_policy(i, policy, now, acts);
+            if let Some(s) = self.services.get_mut(i) {
+                s.revive(true);
+            }
+            return;
+        }
         let Some(s) = self.services.get_mut(i) else {
             return;
         };
-        if s.has_process() {
-            s.wanted_up = true;
-            s.restart_pending = true;
-        } else {
-            s.revive(true);
+        if policy.is_some() {
+            s.next_policy = policy;
         }
+        s.wanted_up = true;
+        s.restart_pending = true;
     }
 
     /// Removed: no longer wanted; stopped once the removed services that

@@ -416,3 +416,29 @@ fn the_next_shutdown_uses_the_new_graph_and_timeout() {
     assert_eq!(r.sup.next_deadline(), Some(r.at(20 + 2_000)), "the new cap");
     let _ = db;
 }
+
+#[test]
+fn a_restart_stops_the_old_process_by_its_old_rules() {
+    let mut r = three();
+    let worker = r.pid(2);
+    let mut p = svc("worker", &[]);
+    p.stop_signal = 3;
+    let mut changes = keep_all();
+    changes[2] = change(
+        2,
+        ChangeKind::Restart,
+        "command, stop_signal changed",
+        Some(p),
+    );
+    let acts = r.step(10, reload(1, changes));
+    assert_eq!(
+        signals(&acts),
+        vec![(worker, SIGTERM)],
+        "its old stop_signal"
+    );
+    r.exit(20, worker, ExitStatus::Signal(SIGTERM));
+    let new = r.pid(2);
+    assert_ne!(new, worker);
+    let acts = r.step(30, super::control_tests::request(2, Verb::Stop, &[2]));
+    assert_eq!(signals(&acts), vec![(new, 3)], "the new one's");
+}

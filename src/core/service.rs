@@ -139,6 +139,10 @@ pub struct Service {
     start_extended: Option<Instant>,
     /// Removed by a reload: stopped (dependents first), then forgotten.
     pub retired: bool,
+    /// A reload's new policy for a service it restarts: the process that
+    /// runs is stopped by its own rules (its program expects its own
+    /// `stop_signal`), the next one starts with these.
+    pub next_policy: Option<ServicePolicy>,
 }
 
 /// What a finished liveness check means.
@@ -175,6 +179,7 @@ impl Service {
             watchdog_at: None,
             start_extended: None,
             retired: false,
+            next_policy: None,
         }
     }
 
@@ -188,6 +193,11 @@ impl Service {
     /// to the process as it runs. A changed liveness check or watchdog is
     /// scheduled afresh (the caller ended any check in flight first).
     pub fn update_policy(&mut self, policy: ServicePolicy, now: Instant) {
+        if self.next_policy.is_some() {
+            // Still stopping for a restart: the next process gets it.
+            self.next_policy = Some(policy);
+            return;
+        }
         let rescheduled = self.policy.liveness != policy.liveness;
         let watchdog = self.policy.watchdog != policy.watchdog;
         self.policy = policy;
@@ -310,6 +320,9 @@ impl Service {
     /// one), else they stand (an operator's restart is not a crash).
     /// Readiness is earned again, so dependents started with it wait.
     pub fn revive(&mut self, fresh: bool) {
+        if let Some(policy) = self.next_policy.take() {
+            self.policy = policy;
+        }
         self.wanted_up = true;
         self.restart_pending = false;
         if fresh {

@@ -87,6 +87,9 @@ impl Supervisor {
                 humantime::format_duration(self.run.timeout)
             ),
         );
+        // The graph as it is now: a reload's restarts take their new
+        // `depends_on` only as they start again.
+        self.recompute_waves();
         for i in 0..self.services.len() {
             if let Some(pid) = self.services[i].finish_probe(now) {
                 self.kill_untracked(pid, acts);
