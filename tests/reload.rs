@@ -269,6 +269,8 @@ fn health_listen_and_control_socket_move_on_reload() {
         "{}",
         c.inst.stderr()
     );
+    // /healthz answers before app is spawned: its pid is taken once it runs.
+    assert!(c.wait_state("app", "running"), "{}", c.inst.stderr());
     let app = c.pid("app");
     rewrite(
         &dir,
