@@ -201,6 +201,8 @@ def main():
         got = {k.name: measure(k, policy) for k in (Rinit, Supervisord)}
         r, s = got["rinit"], got["supervisord"]
         rows.append((what, r, s))
+    print("## Reload (`bench/reload.sh`)")
+    print()
     print("Applying an edited config: 100 `sleep` services, one of them edited,")
     print(f"{REPS} reloads each, toggling between two versions of the file.")
     print("rinit: `rinit ctl reload` (it answers once what it restarted is")
