@@ -161,6 +161,12 @@ impl Server {
         })
     }
 
+    /// New bounds (a reload changed how many services share the fd budget);
+    /// connections already open keep going.
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+    }
+
     /// Listens on `listener` from now on; the old listener closes, the
     /// connections it accepted are still answered.
     pub fn replace_listener(&mut self, listener: TcpListener) -> io::Result<()> {

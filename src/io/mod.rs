@@ -83,6 +83,9 @@ pub enum HealthSwap {
     /// A server where there was none.
     Server(Box<Server>),
     Off,
+    /// The same listener, new bounds (more or fewer services share the
+    /// descriptors).
+    Limits(crate::health::Limits),
 }
 
 /// What the io thread reports to the supervisor.
@@ -339,6 +342,11 @@ impl IoLoop {
                 }
             }
             HealthSwap::Server(server) => self.health = Some(*server),
+            HealthSwap::Limits(limits) => {
+                if let Some(h) = &mut self.health {
+                    h.set_limits(limits);
+                }
+            }
             HealthSwap::Off => self.health = None,
         }
     }

@@ -156,6 +156,11 @@ impl Shell {
         for slot in 0..self.slots.len() {
             self.sync_notify_socket(slot);
         }
+        if self.health_addr.is_some() {
+            // The health server leaves descriptors to every service.
+            self.io
+                .send(Cmd::Health(HealthSwap::Limits(self.health_limits())));
+        }
         self.reload_lines = Some((id, lines));
         let event = Event::Reload(Box::new(Reload {
             id,
@@ -354,17 +359,23 @@ impl Shell {
         listener: TcpListener,
         published: std::sync::Arc<crate::health::Published>,
     ) -> Option<HealthSwap> {
-        let limits = crate::health::Limits::within_fd_budget(
-            sys::fd_limit().unwrap_or(1024),
-            super::fd_reserve(self.slots.len() as u64),
-        );
-        match crate::health::server::Server::new(listener, published, limits) {
+        match crate::health::server::Server::new(listener, published, self.health_limits()) {
             Ok(server) => Some(HealthSwap::Server(Box::new(server))),
             Err(e) => {
                 log::error!("reload: cannot serve health: {e}");
                 None
             }
         }
+    }
+
+    /// The health server's bounds for the services the file has now (the
+    /// removed ones give their descriptors back as they stop).
+    fn health_limits(&self) -> crate::health::Limits {
+        let services = self.slots.iter().filter(|s| !s.removed).count() as u64;
+        crate::health::Limits::within_fd_budget(
+            sys::fd_limit().unwrap_or(1024),
+            super::fd_reserve(services),
+        )
     }
 
     /// Gives slot `slot` the notify socket its config asks for: one bound
