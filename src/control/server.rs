@@ -138,15 +138,9 @@ impl ControlServer {
         self.conns.iter().filter_map(|c| c.deadline).min()
     }
 
-    /// A reload moved the socket: accept on `listener` from now on (the
-    /// old one closes here).
+    /// A reload moved the socket: accept on `listener` (already
+    /// non-blocking) from now on; the old one closes here.
     pub fn replace_listener(&mut self, listener: Option<UnixListener>) {
-        if let Some(l) = &listener {
-            if let Err(e) = l.set_nonblocking(true) {
-                log::error!("control: cannot use the new socket: {e}");
-                return;
-            }
-        }
         self.listener = listener;
     }
 

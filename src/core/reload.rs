@@ -30,25 +30,25 @@ pub(super) const RELOAD_UNDER_WAY: &str =
     "a reload is being applied; run it again once it has answered";
 
 impl Supervisor {
-    /// Whether a reload is being applied: the shell refuses another
-    /// before it touches anything (two reloads never interleave).
-    pub fn reload_under_way(&self) -> bool {
+    /// Whether a reload is being applied (two reloads never interleave).
+    pub(super) fn reload_under_way(&self) -> bool {
         self.pending.iter().any(Pending::is_reload)
     }
 
-    pub fn shutting_down(&self) -> bool {
-        self.shutdown.is_some()
-    }
-
-    pub(super) fn on_reload(&mut self, reload: Reload, now: Instant, acts: &mut Vec<Action>) {
-        let refused = if self.shutdown.is_some() {
+    /// Why a reload would be refused now, if it would: the shell asks
+    /// before it touches anything, and the core applies the same rule.
+    pub fn reload_refusal(&self) -> Option<&'static str> {
+        if self.shutdown.is_some() {
             Some(super::control::SHUTTING_DOWN)
         } else if self.reload_under_way() {
             Some(RELOAD_UNDER_WAY)
         } else {
             None
-        };
-        if let Some(why) = refused {
+        }
+    }
+
+    pub(super) fn on_reload(&mut self, reload: Reload, now: Instant, acts: &mut Vec<Action>) {
+        if let Some(why) = self.reload_refusal() {
             return acts.push(super::control::refusal(reload.id, why));
         }
         self.note(

@@ -167,12 +167,10 @@ impl Server {
         self.limits = limits;
     }
 
-    /// Listens on `listener` from now on; the old listener closes, the
-    /// connections it accepted are still answered.
-    pub fn replace_listener(&mut self, listener: TcpListener) -> io::Result<()> {
-        listener.set_nonblocking(true)?;
+    /// Listens on `listener` (already non-blocking) from now on; the old
+    /// listener closes, the connections it accepted are still answered.
+    pub fn replace_listener(&mut self, listener: TcpListener) {
         self.listener = listener;
-        Ok(())
     }
 
     /// Closes connections past their deadline, ends an accept pause.

@@ -336,9 +336,7 @@ impl IoLoop {
         match swap {
             HealthSwap::Listener(listener) => {
                 if let Some(h) = &mut self.health {
-                    if let Err(e) = h.replace_listener(listener) {
-                        log::error!("health: cannot use the new listener: {e}");
-                    }
+                    h.replace_listener(listener);
                 }
             }
             HealthSwap::Server(server) => self.health = Some(*server),

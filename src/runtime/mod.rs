@@ -259,12 +259,17 @@ fn health_server(
     listener: std::net::TcpListener,
     published: Arc<Published>,
 ) -> std::io::Result<crate::health::server::Server> {
-    let services = spec.config.as_ref().map_or(0, |c| c.services.len()) as u64;
-    let limits = crate::health::Limits::within_fd_budget(
+    let services = spec.config.as_ref().map_or(0, |c| c.services.len());
+    crate::health::server::Server::new(listener, published, health_limits(services))
+}
+
+/// The health server's bounds: what the fd limit leaves once `services`
+/// services have their descriptors.
+fn health_limits(services: usize) -> crate::health::Limits {
+    crate::health::Limits::within_fd_budget(
         sys::fd_limit().unwrap_or(1024),
-        fd_reserve(services),
-    );
-    crate::health::server::Server::new(listener, published, limits)
+        fd_reserve(services as u64),
+    )
 }
 
 /// Descriptors the health server must leave to the rest of rinit: its own

@@ -43,8 +43,8 @@ pub(super) fn slots_of(cfg: Option<&Config>) -> Vec<Slot> {
     .unwrap_or_default()
 }
 
-/// Sockets bound for a reload, not yet in use: dropped (and the control
-/// socket's file removed) if the reload goes no further.
+/// Sockets bound for a reload, not yet in use (closed if the reload goes
+/// no further).
 #[derive(Default)]
 struct Rebind {
     health: Option<(Option<SocketAddr>, Option<TcpListener>)>,
@@ -116,14 +116,7 @@ impl Shell {
         id: RequestId,
         timeout: Duration,
     ) -> Option<Event> {
-        let refused = if sup.shutting_down() {
-            Some("rinit is shutting down")
-        } else if sup.reload_under_way() {
-            Some("a reload is being applied; run it again once it has answered")
-        } else {
-            None
-        };
-        if let Some(why) = refused {
+        if let Some(why) = sup.reload_refusal() {
             self.reply(reply(id, false, Some(why.into()), Vec::new()));
             return None;
         }
@@ -280,14 +273,10 @@ impl Shell {
         let (health, control) = self.wanted_sockets(new);
         let mut lines = Vec::new();
         if health != self.health_addr {
-            lines.push(format!("health: {}", moved(&self.health_addr, &health)));
+            lines.push(health_moved(&self.health_addr, &health));
         }
         if control != self.control_path {
-            let show = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
-            lines.push(format!(
-                "control: {}",
-                moved(&show(&self.control_path), &show(&control))
-            ));
+            lines.push(control_moved(&self.control_path, &control));
         }
         lines
     }
@@ -298,9 +287,11 @@ impl Shell {
         let (health, control) = self.wanted_sockets(new);
         let mut rebind = Rebind::default();
         if health != self.health_addr {
+            // Made non-blocking here, so that putting it in use cannot fail.
             let listener = match health {
                 Some(addr) => Some(
                     crate::health::bind(addr)
+                        .and_then(|l| l.set_nonblocking(true).map(|()| l))
                         .map_err(|e| format!("health.listen: cannot listen on {addr}: {e}"))?,
                 ),
                 None => None,
@@ -309,10 +300,7 @@ impl Shell {
         }
         if control != self.control_path {
             let listener = match &control {
-                Some(path) => Some(
-                    crate::control::socket::open(path)
-                        .map_err(|e| format!("control.socket: {e}"))?,
-                ),
+                Some(path) => Some(open_control(path)?),
                 None => None,
             };
             rebind.control = Some((control, listener));
@@ -333,17 +321,13 @@ impl Shell {
             };
             if let Some(swap) = swap {
                 self.io.send(Cmd::Health(swap));
-                lines.push(format!("health: {}", moved(&self.health_addr, &addr)));
+                lines.push(health_moved(&self.health_addr, &addr));
                 self.health_addr = addr;
             }
         }
         if let Some((path, listener)) = rebind.control {
             self.io.send(Cmd::ControlListener(listener));
-            let show = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
-            lines.push(format!(
-                "control: {}",
-                moved(&show(&self.control_path), &show(&path))
-            ));
+            lines.push(control_moved(&self.control_path, &path));
             if let Some(old) = std::mem::replace(&mut self.control_path, path) {
                 crate::control::socket::remove(&old);
             }
@@ -371,11 +355,7 @@ impl Shell {
     /// The health server's bounds for the services the file has now (the
     /// removed ones give their descriptors back as they stop).
     fn health_limits(&self) -> crate::health::Limits {
-        let services = self.slots.iter().filter(|s| !s.removed).count() as u64;
-        crate::health::Limits::within_fd_budget(
-            sys::fd_limit().unwrap_or(1024),
-            super::fd_reserve(services),
-        )
+        super::health_limits(self.slots.iter().filter(|s| !s.removed).count())
     }
 
     /// Gives slot `slot` the notify socket its config asks for: one bound
@@ -438,7 +418,32 @@ fn changed(keys: &[&str]) -> String {
     format!("{} changed", keys.join(", "))
 }
 
-fn moved<T: std::fmt::Display>(from: &Option<T>, to: &Option<T>) -> String {
-    let show = |x: &Option<T>| x.as_ref().map_or("off".to_string(), |v| v.to_string());
-    format!("{} -> {}", show(from), show(to))
+/// The moved control socket, bound and non-blocking (so that putting it in
+/// use cannot fail); Err is the reason the reload is rejected.
+fn open_control(path: &std::path::Path) -> Result<UnixListener, String> {
+    let listener =
+        crate::control::socket::open(path).map_err(|e| format!("control.socket: {e}"))?;
+    if let Err(e) = listener.set_nonblocking(true) {
+        crate::control::socket::remove(path);
+        return Err(format!(
+            "control.socket: cannot make {} non-blocking: {e}",
+            path.display()
+        ));
+    }
+    Ok(listener)
+}
+
+/// The reply's line for a moved health socket, dry run or done.
+fn health_moved(from: &Option<SocketAddr>, to: &Option<SocketAddr>) -> String {
+    let show = |a: &Option<SocketAddr>| a.map_or("off".to_string(), |a| a.to_string());
+    format!("health: {} -> {}", show(from), show(to))
+}
+
+/// The reply's line for a moved control socket, dry run or done.
+fn control_moved(from: &Option<PathBuf>, to: &Option<PathBuf>) -> String {
+    let show = |p: &Option<PathBuf>| {
+        p.as_ref()
+            .map_or("off".to_string(), |p| p.display().to_string())
+    };
+    format!("control: {} -> {}", show(from), show(to))
 }
