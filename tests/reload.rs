@@ -429,3 +429,28 @@ fn a_restarted_service_that_does_not_come_up_fails_the_reload_by_name() {
     let out = c.ok(&["reload"]);
     assert!(out.contains("batch: unchanged"), "{out}");
 }
+
+#[test]
+fn a_config_given_by_a_relative_path_is_found_again_at_reload() {
+    let dir = TestDir::new("reload-relative");
+    rewrite(&dir, STACK);
+    // `-c rinit.yaml` from the test dir: rinit leaves that directory at
+    // its first spawn, and must still reread the same file.
+    let sock = dir.join("ctl.sock");
+    let Some(inst) = Launch::new(RINIT)
+        .cwd(dir.path())
+        .args(["-c", "rinit.yaml", "--control"])
+        .arg(&sock)
+        .start_pid1(&dir)
+    else {
+        return;
+    };
+    let c = Ctl { inst, sock };
+    up(&c, &["db", "web", "worker", "batch"]);
+    rewrite(&dir, &STACK.replace("exec sleep 1002", "exec sleep 1012"));
+    let out = c.ok(&["reload"]);
+    assert!(
+        out.contains("web: restarted (command changed): ready"),
+        "{out}"
+    );
+}

@@ -109,6 +109,12 @@ pub fn run(mut spec: RunSpec) -> i32 {
     let mut sup = Supervisor::new(policies(&spec), run_policy(&spec));
     let published = (spec.health.is_some() || spec.control.is_some())
         .then(|| Arc::new(Published::new(sup.snapshot())));
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    if let Some(c) = spec.config.as_mut().filter(|c| c.path.is_relative()) {
+        // rinit leaves its start directory at the first spawn: a reload
+        // must still find `-c rinit.yaml`.
+        c.path = cwd.join(&c.path);
+    }
     let control_path = spec.control.as_ref().map(|(_, p)| p.clone());
     let slots = reload::slots_of(spec.config.as_ref());
     let health_addr = spec.health_addr;
@@ -131,7 +137,7 @@ pub fn run(mut spec: RunSpec) -> i32 {
                 OsString::from_vec(kv)
             })
             .collect(),
-        cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),
+        cwd,
         spec,
         counter,
         io,
